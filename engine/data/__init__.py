@@ -1,0 +1,1 @@
+"""Training data: synthetic speech and face motion, and readers for real datasets."""
