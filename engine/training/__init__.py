@@ -1,0 +1,1 @@
+"""Training machinery: batches from Clips, the teacher-forcing schedule, configs and the loop."""
