@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.face import landmarks as lm
+from engine.face.deform import adjacency, grow, smooth_deform, uniform_laplacian
+
 NPM_PACKAGE = "@mediapipe/face_mesh"
 NPM_VERSION = "0.4.1657299874"
 DATA_FILE = "package/face_mesh_solution_packed_assets.data"
@@ -35,9 +38,6 @@ _MESH_VERTEX_FIELD = 3
 _MESH_INDEX_FIELD = 4
 _FLOATS_PER_VERTEX = 5  # VERTEX_PT: x, y, z, u, v
 
-# Inner-lip rows (MediaPipe landmark ids), corner to corner on the subject's right to left.
-INNER_LIP_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
-INNER_LIP_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 
 LICENSE_TEXT = """\
 canonical_face.npz is derived from the MediaPipe canonical face model
@@ -45,8 +45,8 @@ canonical_face.npz is derived from the MediaPipe canonical face model
 extracted from the npm package {package}@{version} by engine/face/extract.py.
 
 Changes: converted from centimetres to metres, rotated from MediaPipe axes (y up, face toward +z)
-to Blender axes (z up, face toward -y), and the triangles that bridge the inner lips were removed
-so that the mouth can open.
+to Blender axes (z up, face toward -y), the triangles that bridge the inner lips were removed so
+that the mouth can open, and the slightly parted lips were smoothly closed (rest pose, lips together).
 
 Copyright 2020 The MediaPipe Authors.
 
@@ -174,17 +174,59 @@ def to_blender_metres(xyz_cm: np.ndarray) -> np.ndarray:
     return (np.stack([x, -z, y], axis=1) * 0.01).astype(np.float32)
 
 
+def mirror_map(vertices: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
+    """Index of each vertex's left/right twin (x -> -x); midline vertices map to themselves."""
+    mirrored = vertices * np.array([-1.0, 1.0, 1.0])
+    dist = np.linalg.norm(vertices[None, :, :] - mirrored[:, None, :], axis=2)
+    twin = dist.argmin(axis=1)
+    worst = dist[np.arange(len(vertices)), twin].max()
+    if worst > tolerance or not np.array_equal(twin[twin], np.arange(len(vertices))):
+        raise ExtractError(f"mesh is not left/right symmetric (worst {worst:.2e}); wrong package version?")
+    return twin
+
+
+def symmetrize(vertices: np.ndarray, twin: np.ndarray) -> np.ndarray:
+    """Make the mesh exactly mirror-symmetric, so Left/Right blendshapes can be exact mirrors."""
+    out = 0.5 * (vertices + vertices[twin] * np.array([-1.0, 1.0, 1.0]))
+    out[twin == np.arange(len(vertices)), 0] = 0.0
+    return out.astype(np.float32)
+
+
 def drop_inner_lip_bridges(faces: np.ndarray) -> np.ndarray:
-    """Remove triangles that join upper and lower inner-lip vertices (they seal the mouth shut)."""
-    upper = set(INNER_LIP_UPPER[1:-1])
-    lower = set(INNER_LIP_LOWER[1:-1])
-    corners = {INNER_LIP_UPPER[0], INNER_LIP_UPPER[-1]}
+    """Remove the triangles that fill the mouth opening (inside the inner-lip contour).
+
+    A triangle fills the opening when it touches both inner-lip rows, or when all its corners lie
+    on the inner contour (the two small triangles at the inner mouth corners).
+    """
+    upper = set(lm.LIP_UPPER_INNER)
+    lower = set(lm.LIP_LOWER_INNER)
+    contour = upper | lower | {lm.MOUTH_CORNER_RIGHT[-1], lm.MOUTH_CORNER_LEFT[-1]}
     keep = []
     for tri in faces:
-        s = set(int(i) for i in tri)
-        bridges = (s & upper and s & lower) or (s <= (upper | lower | corners) and len(s & corners) > 0)
-        keep.append(not bridges)
+        corners = set(int(i) for i in tri)
+        fills_mouth = bool(corners & upper and corners & lower) or corners <= contour
+        keep.append(not fills_mouth)
     return faces[np.asarray(keep)]
+
+
+def seal_lips(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Close the canonical mesh's slightly parted lips (about 5 mm) so the rest face has lips together.
+
+    Each facing pair of inner-lip vertices meets at its midpoint; the rest of the lips follows
+    smoothly and the skin two rings beyond the lips stays where it is.
+    """
+    upper = np.asarray(lm.LIP_UPPER_INNER)
+    lower = np.asarray(lm.LIP_LOWER_INNER)
+    middle = 0.5 * (vertices[upper] + vertices[lower])
+    middle[:, 0] = vertices[upper, 0]  # keep the width of the mouth
+    handles = np.concatenate([upper, lower])
+    offsets = np.concatenate([middle - vertices[upper], middle - vertices[lower]])
+    rings = adjacency(faces, len(vertices))
+    lips = set(handles.tolist()) | set(lm.LIP_UPPER_OUTER) | set(lm.LIP_LOWER_OUTER)
+    free = np.asarray(sorted(grow(rings, lips, 2)))
+    lap = uniform_laplacian(faces, len(vertices))
+    moved = vertices + smooth_deform(lap.T @ lap, handles, offsets, free)
+    return moved.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,12 +285,16 @@ def npm_pack(dest: Path) -> Path:
 
 
 def extract(tgz: Path) -> dict[str, np.ndarray]:
-    """Canonical face in Blender metres: ``vertices [468,3]``, ``faces [F,3]``, ``uvs [468,2]``."""
+    """Canonical face in Blender metres: ``vertices [468,3]``, ``faces [F,3]``, ``uvs [468,2]``, ``mirror [468]``."""
     xyz, uv, faces = parse_canonical_mesh(read_geometry_blob(tgz))
+    faces = drop_inner_lip_bridges(faces)
+    vertices = to_blender_metres(xyz)
+    twin = mirror_map(vertices)  # before sealing: sealed lips put two midline vertices on one spot
     return {
-        "vertices": to_blender_metres(xyz),
-        "faces": drop_inner_lip_bridges(faces).astype(np.int32),
+        "vertices": symmetrize(seal_lips(vertices, faces), twin),
+        "faces": faces.astype(np.int32),
         "uvs": uv.astype(np.float32),
+        "mirror": twin.astype(np.int32),
     }
 
 

@@ -102,10 +102,14 @@ def check_text(text: str) -> str:
 def check_prosody(voice: Voice) -> None:
     lo, hi = RATE_RANGE
     if not lo <= voice.rate <= hi:
-        raise ValueError(f"voice rate {voice.rate} wpm is outside {lo}..{hi}; {DEFAULT_RATE} is normal speech")
+        raise ValueError(
+            f"voice rate {voice.rate} wpm is outside {lo}..{hi}; {DEFAULT_RATE} is normal speech"
+        )
     lo, hi = PITCH_RANGE
     if not lo <= voice.pitch <= hi:
-        raise ValueError(f"voice pitch {voice.pitch} is outside {lo}..{hi}; {DEFAULT_PITCH} is the voice's own")
+        raise ValueError(
+            f"voice pitch {voice.pitch} is outside {lo}..{hi}; {DEFAULT_PITCH} is the voice's own"
+        )
 
 
 def to_model_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -1,0 +1,35 @@
+"""Names of the things a take creates, so every take is recognisable and never collides."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+TAKE_PREFIX = "DF_"
+MAX_ID_NAME = 63  # Blender ID and key-block names hold 63 bytes
+_MAX_CLIP_PART = 40
+
+
+def clip_label(audio_path: str | Path) -> str:
+    """A short, Blender-safe label for an audio file: 'My Take (2).wav' -> 'My_Take_2'."""
+    stem = Path(str(audio_path)).stem
+    label = re.sub(r"[^0-9A-Za-z]+", "_", stem).strip("_")
+    return (label or "clip")[:_MAX_CLIP_PART]
+
+
+def take_name(clip: str, existing: Iterable[str]) -> str:
+    """The next free 'DF_<clip>_NNN' name; numbering continues after the highest existing take."""
+    pattern = re.compile(rf"^{re.escape(TAKE_PREFIX + clip)}_(\d+)$")
+    numbers = [int(m.group(1)) for name in existing if (m := pattern.match(name))]
+    return f"{TAKE_PREFIX}{clip}_{max(numbers, default=0) + 1:03d}"
+
+
+def basis_key_name(take: str, component: int) -> str:
+    """Shape-key name of one vertex-mode basis component of a take."""
+    suffix = f"_{component:02d}"
+    return take[: MAX_ID_NAME - len(suffix)] + suffix
+
+
+def is_dualface_name(name: str) -> bool:
+    return name.startswith(TAKE_PREFIX)

@@ -1,0 +1,94 @@
+"""Scene settings of the DualFace panel and the window-manager state of a running take.
+
+Emotion and intensity are animatable: keyframe them on the timeline and the engine receives
+them as a schedule sampled over the take (see pipeline.scene_schedule).
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from .core.emotion_items import enum_items
+
+
+def _is_mesh(_self, obj) -> bool:
+    return obj.type == "MESH"
+
+
+class DUALFACE_PG_settings(bpy.types.PropertyGroup):
+    target: PointerProperty(
+        name="Target",
+        type=bpy.types.Object,
+        poll=_is_mesh,
+        description="Mesh to animate (the active mesh when empty)",
+    )
+    audio_path: StringProperty(name="Audio", subtype="FILE_PATH", description="Voice recording (wav, flac, ogg, mp3)")
+    emotion: EnumProperty(
+        name="Emotion",
+        items=enum_items(),
+        default="NEUTRAL",
+        description="Emotion of the performance; keyframe it to change emotion during the take",
+    )
+    intensity: FloatProperty(
+        name="Intensity", min=0.0, max=1.0, default=1.0, subtype="FACTOR",
+        description="Strength of the emotion; keyframable",
+    )
+    articulation: FloatProperty(name="Articulation", min=0.0, max=2.0, default=1.0, description="Overall size of speech movements")
+    jaw_ratio: FloatProperty(name="Jaw vs Lips", min=0.0, max=1.0, default=0.5, subtype="FACTOR",
+                             description="Share of mouth opening done by the jaw rather than the lips")
+    lip_rounding: FloatProperty(name="Lip Rounding", min=0.0, max=2.0, default=1.0, description="Funnel and pucker on rounded sounds")
+    smile_bias: FloatProperty(name="Resting Smile", min=-1.0, max=1.0, default=0.0, description="Mouth-corner set: positive smiles, negative frowns")
+    use_scene_start: BoolProperty(name="Use Scene Start", default=True, description="Start the take at the scene's first frame")
+    start_frame: IntProperty(name="Start Frame", default=1, description="First frame of the take")
+    output_mode: EnumProperty(
+        name="Output",
+        items=[
+            ("AUTO", "Auto", "ARKit shape keys when the mesh has them, else vertex mode"),
+            ("ARKIT", "ARKit Keys", "Keyframe the mesh's existing ARKit-named shape keys"),
+            ("VERTEX", "Vertex", "A compact basis of DF_ shape keys reproducing the engine's face exactly"),
+        ],
+        default="AUTO",
+    )
+    captions: BoolProperty(name="Captions", default=True, description="Caption markers, review scene and viewport overlay")
+    show_overlay: BoolProperty(name="Caption Overlay", default=True, description="Show the current caption in the viewport")
+
+    def style(self) -> dict[str, float]:
+        return {
+            "articulation": self.articulation,
+            "jaw_ratio": self.jaw_ratio,
+            "lip_rounding": self.lip_rounding,
+            "smile_bias": self.smile_bias,
+        }
+
+
+class DUALFACE_PG_job(bpy.types.PropertyGroup):
+    """Live state of a take being generated (window manager: never saved, never undone)."""
+
+    running: BoolProperty(default=False)
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: StringProperty(default="")
+
+
+classes = (DUALFACE_PG_settings, DUALFACE_PG_job)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.dualface = PointerProperty(type=DUALFACE_PG_settings)
+    bpy.types.WindowManager.dualface_job = PointerProperty(type=DUALFACE_PG_job)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.dualface_job
+    del bpy.types.Scene.dualface
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,242 @@
+"""Write one engine Animation into the scene as a take the artist can keep, compare or undo.
+
+A take is a NEW action named 'DF_<clip>_NNN' on the mesh's shape-key datablock. The artist's
+previous action is never modified: it is stashed, exactly like Blender's own Action Editor
+'Stash' does, in a muted NLA track named '[DF stash] <action>' (which also keeps it from being
+purged on save), and 'Restore Previous Action' puts it back. Artist shape keys are never
+overwritten: ARKit mode only keyframes existing keys inside the new action; vertex mode adds
+'DF_'-prefixed keys of its own. Artist strips are never touched: the take's sound strip goes on a
+free channel, and only this object's earlier DualFace strips are muted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from . import keyframes, sequencer
+from .core import arkit_match, naming
+from .core.vertex_basis import compact_basis
+from .validation import AudioInfo, InputError, Target
+
+META_KEY = "dualface"  # JSON custom property on the take action
+STASH_PREFIX = "[DF stash] "
+
+
+@dataclass
+class TakeResult:
+    action: str
+    mode: str
+    frame_start: int
+    frame_end: int  # inclusive
+    channels: int
+    keys_written: int
+    shape_keys_created: list[str] = field(default_factory=list)
+    sound_strip: str = ""
+    previous_action: str | None = None
+    markers: int = 0
+    explained: float = 1.0  # vertex mode: share of the motion the basis reproduces
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def write_take(
+    scene: bpy.types.Scene,
+    target: Target,
+    animation,
+    audio: AudioInfo,
+    start_frame: int,
+    captions: bool = False,
+    vertex_offsets: np.ndarray | None = None,
+) -> TakeResult:
+    """Create the take. `animation` must already be at the scene's frame rate.
+
+    `vertex_offsets [T, V, 3]` replaces `animation.offsets` in vertex mode when the mesh is not
+    the template (a retargeting module computed them). Everything is checked before the first
+    write, so a failure leaves the file untouched.
+    """
+    clock = time.perf_counter()
+    obj = target.obj
+    mesh = obj.data
+    fps = scene_fps(scene)
+    if abs(float(animation.fps) - fps) > 1e-3:
+        raise InputError(f"the animation runs at {animation.fps} fps but the scene at {fps:g}; resample it first")
+    n_frames = animation.n_frames
+    if n_frames < 1:
+        raise InputError("the engine returned an empty animation; check that the audio contains sound")
+    if target.mode == arkit_match.VERTEX:
+        offsets = np.asarray(animation.offsets if vertex_offsets is None else vertex_offsets, dtype=np.float32)
+        if offsets.shape != (n_frames, len(mesh.vertices), 3):
+            raise InputError(
+                f"vertex offsets {tuple(offsets.shape)} do not fit '{obj.name}' "
+                f"({n_frames} frames x {len(mesh.vertices)} vertices x 3)"
+            )
+    else:
+        arkit = np.asarray(animation.arkit, dtype=np.float32)
+        if arkit.shape != (n_frames, len(animation.arkit_names)):
+            raise InputError(f"ARKit weights {arkit.shape} do not match {len(animation.arkit_names)} names")
+        index_of = {name: i for i, name in enumerate(animation.arkit_names)}
+    frame_end = start_frame + n_frames - 1
+    channel = sequencer.free_channel(scene, start_frame, frame_end + 1)
+
+    take = naming.take_name(naming.clip_label(audio.path), (a.name for a in bpy.data.actions))
+    result = TakeResult(take, target.mode, start_frame, frame_end, 0, 0)
+    result.seconds["checks"] = time.perf_counter() - clock
+
+    # ---- writes start here ----
+    clock = time.perf_counter()
+    if mesh.shape_keys is None:
+        obj.shape_key_add(name="Basis", from_mix=False)
+        result.shape_keys_created.append("Basis")
+    key = mesh.shape_keys
+    channels: dict[str, np.ndarray] = {}
+    if target.mode == arkit_match.VERTEX:
+        factorised = compact_basis(offsets)
+        result.explained = factorised.explained
+        result.seconds["basis"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        reference = key.reference_key
+        rest = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        reference.data.foreach_get("co", rest)
+        for block in key.key_blocks:  # earlier takes' components must not linger at their last value
+            if naming.is_dualface_name(block.name):
+                block.value = 0.0
+        for k in range(factorised.n_keys):
+            block = obj.shape_key_add(name=naming.basis_key_name(take, k), from_mix=False)
+            block.relative_key = reference
+            block.slider_min, block.slider_max = -1.0, 1.0
+            block.data.foreach_set("co", rest + factorised.basis[k].ravel())
+            result.shape_keys_created.append(block.name)
+            channels[_value_path(block.name)] = factorised.weights[:, k]
+        result.seconds["shape_keys"] = time.perf_counter() - clock
+    else:
+        for arkit_index, key_name in sorted(target.arkit_keys.items()):
+            source = index_of.get(_arkit_name(arkit_index))
+            if source is not None:
+                channels[_value_path(key_name)] = arkit[:, source]
+
+    clock = time.perf_counter()
+    anim = key.animation_data
+    previous = anim.action if anim is not None else None
+    previous_slot = getattr(anim, "action_slot", None) if anim is not None else None
+    action = keyframes.new_action_for(key, take)
+    if anim is not None and hasattr(anim, "action_slot"):
+        anim.action = None  # so the new action gets its own slot, not the old one's handle
+    keyframes.assign_action(key, action)
+    if previous is not None:
+        _stash(key, previous, previous_slot)
+        result.previous_action = previous.name
+    frames = np.arange(start_frame, start_frame + n_frames, dtype=np.float32)
+    result.keys_written = keyframes.write_curves(key, action, frames, channels)
+    result.channels = len(channels)
+    result.seconds["keyframes"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    sound = sequencer.add_sound(scene, take, str(audio.path), channel, start_frame)
+    sequencer.tag(sound, take, obj.name)
+    sequencer.mute_earlier_takes(scene, take, obj.name)
+    result.sound_strip = sound.name
+    scene.frame_start = min(scene.frame_start, start_frame)
+    scene.frame_end = max(scene.frame_end, frame_end)
+    caption_records = [
+        {"start": c.start, "end": c.end, "text": c.text, "confidence": c.confidence, "sync": c.sync}
+        for c in animation.captions
+    ]
+    if captions:
+        for caption in animation.captions:
+            if caption.text.strip():
+                scene.timeline_markers.new(caption.text[: naming.MAX_ID_NAME], frame=_frame(caption.start, start_frame, fps))
+                result.markers += 1
+    action[META_KEY] = json.dumps(
+        {
+            "object": obj.name,
+            "clip": naming.clip_label(audio.path),
+            "audio": str(audio.path),
+            "start_frame": start_frame,
+            "frame_end": frame_end,
+            "fps": fps,
+            "mode": target.mode,
+            "previous_action": result.previous_action,
+            "sound_strip": sound.name,
+            "captions": caption_records,
+            "engine": {k: v for k, v in animation.meta.items() if isinstance(v, (str, int, float, bool))},
+        }
+    )
+    result.seconds["sequencer"] = time.perf_counter() - clock
+    return result
+
+
+def take_metadata(action) -> dict | None:
+    """The JSON a take stores on its action, or None for an artist's action."""
+    if action is None or META_KEY not in action.keys():
+        return None
+    try:
+        return json.loads(action[META_KEY])
+    except (TypeError, ValueError):
+        return None
+
+
+def active_take(obj) -> tuple[bpy.types.Action, dict] | None:
+    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    action = key.animation_data.action if key is not None and key.animation_data else None
+    meta = take_metadata(action)
+    return (action, meta) if meta is not None else None
+
+
+def restore_previous_action(obj) -> str:
+    """Re-assign the action that was active before the current take; returns its name."""
+    found = active_take(obj)
+    if found is None:
+        raise InputError(f"'{obj.name if obj else '(none)'}' has no DualFace take active")
+    _, meta = found
+    name = meta.get("previous_action")
+    previous = bpy.data.actions.get(name) if name else None
+    if previous is None:
+        raise InputError("this take had no previous action to restore (the shape keys were not animated)")
+    key = obj.data.shape_keys
+    anim = key.animation_data
+    slot = None
+    for track in anim.nla_tracks:
+        for strip in track.strips:
+            if strip.action == previous and hasattr(strip, "action_slot"):
+                slot = strip.action_slot
+    anim.action = previous
+    if slot is not None and hasattr(anim, "action_slot"):
+        anim.action_slot = slot
+    return previous.name
+
+
+def _stash(owner, action, slot) -> None:
+    """Keep `action` safe in a muted NLA track, as Blender's Stash does; never twice."""
+    anim = owner.animation_data
+    for track in anim.nla_tracks:
+        if any(strip.action == action for strip in track.strips):
+            return
+    track = anim.nla_tracks.new()
+    track.name = (STASH_PREFIX + action.name)[: naming.MAX_ID_NAME]
+    start = int(action.frame_range[0])
+    strip = track.strips.new(action.name, start, action)
+    if slot is not None and hasattr(strip, "action_slot"):
+        strip.action_slot = slot
+    track.mute = True
+
+
+def _value_path(key_name: str) -> str:
+    return f'key_blocks["{bpy.utils.escape_identifier(key_name)}"].value'
+
+
+def _arkit_name(index: int) -> str:
+    from engine.arkit import ARKIT_NAMES
+
+    return ARKIT_NAMES[index]
+
+
+def _frame(seconds: float, start_frame: int, fps: float) -> int:
+    return start_frame + int(round(seconds * fps))

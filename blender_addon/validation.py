@@ -1,0 +1,120 @@
+"""Checks on Blender data that must pass before a take touches anything.
+
+Every failure raises InputError with a message that names the fix; callers report it (self.report
+in the UI, stderr and an exit code headless) and the scene stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from .core import arkit_match
+from .core.request import RequestError, check_audio_path
+
+MIN_AUDIO_SECONDS = 0.2
+MAX_AUDIO_SECONDS = 600.0
+
+
+class InputError(ValueError):
+    """Bad user input; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Target:
+    obj: bpy.types.Object
+    mode: str  # arkit_match.ARKIT or arkit_match.VERTEX
+    arkit_keys: dict[int, str]  # ARKit index -> the mesh's key name (ARKit mode)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sample_rate: float
+    channels: int
+    duration: float
+
+
+def template_vertex_count() -> int:
+    from engine.face.template import N_VERTICES
+
+    return int(N_VERTICES)
+
+
+def check_target(obj, requested_mode: str, retargetable=None) -> Target:
+    """Validate the mesh to animate and resolve the output mode.
+
+    `retargetable(obj) -> bool` says whether a retargeting module can map the engine's face onto
+    a mesh whose vertex count differs from the template's (vertex mode only).
+    """
+    if obj is None:
+        raise InputError("no target object: select a mesh, or pick one as Target in the DualFace panel")
+    if obj.type != "MESH":
+        raise InputError(f"'{obj.name}' is a {obj.type.lower()}, not a mesh: pick a mesh object to animate")
+    mesh = obj.data
+    if len(mesh.polygons) == 0:
+        raise InputError(f"mesh '{obj.name}' has no faces: pick a face mesh, or use Add DualFace Head")
+    for label, block in (("object", obj), ("mesh", mesh), ("shape keys", mesh.shape_keys)):
+        if block is None:
+            continue
+        if block.library is not None or not getattr(block, "is_editable", True):
+            source = block.library.filepath if block.library else "a library override"
+            raise InputError(
+                f"the {label} of '{obj.name}' is linked from {source} and cannot be edited: "
+                "make it local (Object > Relations > Make Local) or animate a local copy"
+            )
+    if obj.mode == "EDIT":
+        raise InputError(f"'{obj.name}' is in Edit Mode; shape keys cannot be written there: switch to Object Mode")
+    if mesh.shape_keys is not None and not mesh.shape_keys.use_relative:
+        raise InputError(f"'{obj.name}' uses absolute shape keys; DualFace needs relative keys: tick 'Relative' in the Shape Keys panel")
+    names = [block.name for block in mesh.shape_keys.key_blocks] if mesh.shape_keys else []
+    matched = arkit_match.match_arkit_keys(names)
+    try:
+        mode = arkit_match.choose_mode(requested_mode, matched)
+    except ValueError as error:
+        raise InputError(f"'{obj.name}': {error}") from None
+    if mode == arkit_match.VERTEX:
+        expected = template_vertex_count()
+        if len(mesh.vertices) != expected and not (retargetable and retargetable(obj)):
+            raise InputError(
+                f"vertex output animates the {expected}-vertex DualFace head, but '{obj.name}' has "
+                f"{len(mesh.vertices)} vertices: use Add DualFace Head, give the mesh ARKit shape keys "
+                "(jawOpen, ...) for ARKit output, or retarget it first"
+            )
+    return Target(obj, mode, matched)
+
+
+def check_audio(path: str | Path) -> AudioInfo:
+    """Decode the header with Blender's own audio library (no soundfile needed inside Blender)."""
+    try:
+        path = check_audio_path(bpy.path.abspath(str(path)))
+    except RequestError as error:
+        raise InputError(str(error)) from None
+    import aud
+
+    try:
+        sound = aud.Sound(str(path))
+        rate, channels = sound.specs
+        length = sound.length
+        if length <= 0:  # some compressed formats do not know their length until decoded
+            length = sound.data().shape[0]
+    except Exception as error:  # noqa: BLE001 - aud raises aud.error for every unreadable file
+        raise InputError(f"cannot read audio {path.name}: {error} -- export it as 16-bit wav") from None
+    duration = float(length) / float(rate)
+    if duration < MIN_AUDIO_SECONDS:
+        raise InputError(f"audio {path.name} lasts {duration:.2f} s; DualFace needs at least {MIN_AUDIO_SECONDS} s")
+    if duration > MAX_AUDIO_SECONDS:
+        raise InputError(
+            f"audio {path.name} lasts {duration / 60:.1f} min; split it into clips of at most "
+            f"{MAX_AUDIO_SECONDS / 60:.0f} min"
+        )
+    return AudioInfo(path, float(rate), int(channels), duration)
+
+
+def check_frames(scene: bpy.types.Scene, start_frame: int, duration: float) -> None:
+    fps = scene.render.fps / scene.render.fps_base
+    end = start_frame + int(duration * fps) + 1
+    if start_frame < -1_048_574 or end > 1_048_574:
+        raise InputError(f"a take from frame {start_frame} lasting {duration:.1f} s leaves Blender's frame range")

@@ -1,0 +1,254 @@
+"""Live animation: audio arrives in small pieces, frames leave as soon as they can be decoded.
+
+Latency comes from two places: the audio look-ahead a frame waits for, and compute. Offline, a frame
+attends audio up to `align_radius` frames ahead (133 ms at 30 fps) and the encoder sees 1.9 s of
+future; live, a frame is decoded once `lookahead_frames` of audio beyond it have arrived (default 2
+= 67 ms), the later audio keys it would have seen are masked, and the encoder features at the live
+edge are computed with the audio there is and refreshed on every push until each frame is decoded.
+So the stream is an approximation of `Engine.animate`, close but not equal; `Stream.latencies`
+records per frame the audio it waited for plus the compute of the push that emitted it.
+
+Memory is bounded for streams of any length: the decoder state holds a fixed window of frames and
+is rebased (every absolute index shifted back by a multiple of every ring-cache window, so ring
+slots and relative distances are unchanged) when it fills up, and only a few seconds of audio are
+kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.audio.io import MODEL_SAMPLE_RATE, AudioError
+from engine.inference.decode import encoder_context
+from engine.inference.schedule import EmotionSpec, parse_schedule, schedule_to_cond
+from engine.model.audio_encoder import ENCODER_RATE, SUBSAMPLING
+
+HOP = 160  # samples per log-mel frame (engine.audio.features)
+STFT_HALF = 256  # half the FFT window: a mel frame is exact once this much audio follows its centre
+ENCODER_HOP = HOP * SUBSAMPLING  # samples per encoder frame (640)
+
+
+@dataclass(frozen=True)
+class StreamFrame:
+    index: int
+    time: float  # seconds from the start of the stream
+    offsets: np.ndarray  # [V, 3] float32
+    arkit: np.ndarray  # [52] float32
+
+
+class Stream:
+    """Created by `Engine.stream(...)`; not thread-safe (one producer pushes)."""
+
+    def __init__(
+        self,
+        engine,
+        fps: float,
+        emotion: EmotionSpec,
+        intensity: float,
+        style: np.ndarray,
+        sample_rate: int,
+        lookahead_frames: int,
+        capacity_frames: int = 600,
+    ) -> None:
+        self.engine = engine
+        self.model = engine.model
+        self.fps = float(fps)
+        self.sample_rate = int(sample_rate)
+        cfg = self.model.cfg
+        if not 0 <= lookahead_frames <= cfg.align_radius:
+            raise ValueError(f"lookahead_frames must be in 0..{cfg.align_radius}, got {lookahead_frames}")
+        if not 8000 <= self.sample_rate <= 48000:
+            raise AudioError(f"stream sample rate {sample_rate} Hz is outside 8000-48000 Hz")
+        self.lookahead = int(lookahead_frames)
+        self.schedule = parse_schedule(emotion, intensity)
+        self.radius = cfg.align_radius
+        self.device, self.dtype = engine.device, engine.dtype
+        self._resampler = None
+        if self.sample_rate != MODEL_SAMPLE_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(self.sample_rate, MODEL_SAMPLE_RATE, 1, dtype="float32")
+        self._audio = np.zeros(0, dtype=np.float32)  # kept tail of the 16 kHz audio
+        self._audio_origin = 0  # global sample index of self._audio[0]
+        self._received = 0  # 16 kHz samples received so far
+        self._context_samples = (encoder_context(self.model) + 2) * ENCODER_HOP
+        self._next = 0  # next global frame to decode
+        self._base = 0  # global frame index of state position 0
+        self._finished = False
+        self.latencies: list[float] = []  # seconds, per emitted frame
+
+        # The decoder state is a fixed window of `capacity` frames, rebased by `shift` when full.
+        windows = [c.window for c in self._caches_of(None)]
+        shift = math.lcm(*windows) if windows else 1
+        self._shift = shift * max(1, math.ceil(capacity_frames / 2 / shift))
+        self._capacity = 2 * self._shift + max(windows or [1]) + self.radius + 1
+        d = cfg.d_model
+        feat = torch.zeros(1, self._capacity, d, device=self.device, dtype=self.dtype)
+        cond = torch.zeros(1, self._capacity, cfg.n_emotions, device=self.device, dtype=self.dtype)
+        style_t = torch.from_numpy(np.asarray(style, dtype=np.float32)).to(self.device, self.dtype)[None]
+        self._style = style_t
+        valid = torch.zeros(1, self._capacity, dtype=torch.bool, device=self.device)
+        with torch.inference_mode():
+            self.state = self.model.start(feat, cond, style_t, valid)
+            self._fill_condition(0, self._capacity)
+
+    # ------------------------------------------------------------------------------------ public
+
+    def push(self, samples: np.ndarray) -> list[StreamFrame]:
+        """Add audio (float in -1..1 or integer PCM, mono, at the stream's rate); returns new frames."""
+        if self._finished:
+            raise RuntimeError("the stream was flushed; start a new one with Engine.stream()")
+        started = time.perf_counter()
+        samples = np.asarray(samples)
+        if samples.ndim == 2:
+            samples = samples.mean(axis=1 if samples.shape[1] <= samples.shape[0] else 0)
+        if samples.dtype.kind in "iu":
+            samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
+        samples = samples.astype(np.float32, copy=False).reshape(-1)
+        if not np.all(np.isfinite(samples)):
+            raise AudioError("pushed audio contains NaN or infinite samples")
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        self._append(samples)
+        ready = self._decodable_frames(final=False)
+        return self._decode_until(ready, started, final=False)
+
+    def flush(self) -> list[StreamFrame]:
+        """End of audio: decode every remaining frame (the last ones with the true end of the clip)."""
+        if self._finished:
+            return []
+        started = time.perf_counter()
+        if self._resampler is not None:
+            self._append(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        frames = self._decode_until(self._decodable_frames(final=True), started, final=True)
+        self._finished = True
+        return frames
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _append(self, samples: np.ndarray) -> None:
+        self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
+        self._received += samples.shape[0]
+
+    def _decodable_frames(self, final: bool) -> int:
+        """One past the last frame whose audio (plus look-ahead) has arrived."""
+        total = math.ceil(self._received / MODEL_SAMPLE_RATE * self.fps - 1e-9) if self._received else 0
+        if final:
+            return total
+        exact_mel = (self._received - STFT_HALF) // HOP  # last mel frame not touched by the edge padding
+        audio_time = max(0.0, exact_mel * HOP / MODEL_SAMPLE_RATE)
+        return max(0, min(total, math.floor(audio_time * self.fps) - self.lookahead + 1))
+
+    def _decode_until(self, end: int, started: float, final: bool) -> list[StreamFrame]:
+        if end <= self._next:
+            return []
+        from engine.audio.features import log_mel
+
+        model = self.model
+        frames: list[StreamFrame] = []
+        with torch.inference_mode():
+            # Features of every frame a pending frame may attend to, from the audio there is.
+            first = max(0, self._next - self.radius)
+            last = end + self.radius if final else end - 1 + self.lookahead  # inclusive
+            total = math.ceil(self._received / MODEL_SAMPLE_RATE * self.fps - 1e-9)
+            last = min(last, total - 1)
+            enc_first = max(0, math.floor(first * ENCODER_RATE / self.fps) - encoder_context(model) - 1)
+            start_sample = enc_first * ENCODER_HOP
+            segment = self._audio[start_sample - self._audio_origin :]
+            mel = torch.from_numpy(log_mel(segment)).to(self.device, self.dtype)[None]
+            n_enc = -(-mel.shape[1] // SUBSAMPLING)
+            enc = model.audio_encoder(mel, None, ENCODER_RATE, n_enc)[0]  # [n_enc, D] at 25 Hz
+            frame_ids = torch.arange(first, last + 1, device=self.device, dtype=torch.float64)
+            position = frame_ids * (ENCODER_RATE / self.fps) - enc_first
+            lo = position.floor().long().clamp(0, n_enc - 1)
+            hi = (lo + 1).clamp(max=n_enc - 1)
+            frac = (position - position.floor()).clamp(0, 1).to(enc.dtype)[:, None]
+            frac = torch.where((lo + 1 > n_enc - 1)[:, None], torch.zeros_like(frac), frac)
+            features = enc[lo] + (enc[hi] - enc[lo]) * frac
+            self._write_features(first, features)
+
+            while self._next < end:
+                if self._next - self._base >= self._capacity - self.radius - 1:
+                    self._rebase()
+                offsets, arkit = model.step(self.state)
+                index = self._next
+                self._next += 1
+                frames.append(
+                    StreamFrame(
+                        index=index,
+                        time=index / self.fps,
+                        offsets=offsets[0].float().cpu().numpy(),
+                        arkit=arkit[0].float().clamp(0, 1).cpu().numpy(),
+                    )
+                )
+        compute = time.perf_counter() - started
+        received_time = self._received / MODEL_SAMPLE_RATE
+        for frame in frames:
+            self.latencies.append(max(0.0, received_time - frame.time) + compute)
+        self._trim_audio()
+        return frames
+
+    def _write_features(self, first_global: int, features: torch.Tensor) -> None:
+        """Store audio keys/values of frames first_global.. in the decoder state's cross-attention."""
+        state = self.state.decoder
+        start = first_global - self._base
+        n = features.shape[0]
+        for layer, (k_pad, v_pad) in zip(self.model.decoder.layers, state.cross):
+            k, v = layer.cross_attn.keys_values(features[None])
+            k_pad[:, :, start + self.radius : start + self.radius + n] = k
+            v_pad[:, :, start + self.radius : start + self.radius + n] = v
+        state.cross_valid[:, start + self.radius : start + self.radius + n] = True
+
+    def _fill_condition(self, first_position: int, end_position: int) -> None:
+        n = end_position - first_position
+        cond = schedule_to_cond(self.schedule, n, self.fps, first_frame=self._base + first_position)
+        cond_t = torch.from_numpy(cond).to(self.device, self.dtype)[None]
+        self.state.decoder.condition[:, first_position:end_position] = self.model.decoder.condition(
+            cond_t, self._style
+        )
+
+    def _caches_of(self, state):
+        if state is None:  # before the state exists: build a throwaway one to read the windows
+            cfg = self.model.cfg
+            probe = torch.zeros(1, 1, cfg.d_model, device=self.device, dtype=self.dtype)
+            with torch.inference_mode():
+                state = self.model.start(
+                    probe,
+                    torch.zeros(1, 1, cfg.n_emotions, device=self.device, dtype=self.dtype),
+                    torch.zeros(1, cfg.style_dim, device=self.device, dtype=self.dtype),
+                )
+        return [*state.decoder.caches, *state.motion.caches]
+
+    def _rebase(self) -> None:
+        """Shift every absolute frame index of the state back by `shift` (a multiple of every ring
+        window, so ring slots stay put and ALiBi distances, being differences, are unchanged)."""
+        shift = self._shift
+        decoder, motion = self.state.decoder, self.state.motion
+        decoder.t -= shift
+        motion.t -= shift
+        for cache in self._caches_of(self.state):
+            cache.pos = torch.where(cache.pos >= 0, cache.pos - shift, cache.pos)
+        for k_pad, v_pad in decoder.cross:
+            k_pad[:, :, :-shift] = k_pad[:, :, shift:].clone()
+            v_pad[:, :, :-shift] = v_pad[:, :, shift:].clone()
+            k_pad[:, :, -shift:] = 0
+            v_pad[:, :, -shift:] = 0
+        decoder.cross_valid[:, :-shift] = decoder.cross_valid[:, shift:].clone()
+        decoder.cross_valid[:, -shift:] = False
+        decoder.condition[:, :-shift] = decoder.condition[:, shift:].clone()
+        self._base += shift
+        self._fill_condition(self._capacity - shift, self._capacity)
+
+    def _trim_audio(self) -> None:
+        """Keep only the audio the encoder may still need (its context before the next frame)."""
+        needed = max(0, int((self._next - self.radius) / self.fps * MODEL_SAMPLE_RATE) - self._context_samples)
+        needed -= needed % ENCODER_HOP
+        drop = needed - self._audio_origin
+        if drop > 0:
+            self._audio = self._audio[drop:]
+            self._audio_origin += drop

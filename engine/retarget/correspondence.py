@@ -1,0 +1,253 @@
+"""Dense correspondence from a user's head to the template, and motion transfer through it.
+
+Each user vertex takes the motion of its closest point on the fitted template surface
+(barycentric weights of one template triangle), rotated and scaled into the user's frame. All of
+that is one sparse matrix ``[V_user, 468]``, so a whole take is a single sparse product.
+
+Lips: a user vertex above the fitted mouth line may only attach to triangles free of lower-lip
+vertices, and a vertex below it only to triangles free of upper-lip vertices, so an upper lip never
+picks up lower-lip motion (and the reverse) even where the lips touch or the user's mouth is open.
+Vertices far from the face (back of the head, ears, neck, mouth bag) fade out smoothly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+from engine.retarget.align import Similarity
+from engine.retarget.errors import RetargetError
+from engine.retarget.mesh import SurfaceQuery, edges, vertex_normals
+
+LIP_NONE, LIP_UPPER, LIP_LOWER = 0, 1, 2
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    full_weight_distance: float = 0.004  # template metres: vertices this close move fully
+    zero_weight_distance: float = 0.015  # ... and from this far on not at all
+    smooth_radius: float = 0.5  # in template edge lengths; 0 turns smoothing off
+
+
+@dataclass
+class Correspondence:
+    """How one user mesh follows the template. Build with :func:`engine.retarget.fit_head`."""
+
+    matrix: sparse.csr_matrix  # [V_user, 468] motion weights (barycentric x falloff, smoothed)
+    similarity: Similarity  # template frame -> user frame
+    fitted_template: np.ndarray  # [468, 3] template fitted to the user surface, template frame
+    lip_class: np.ndarray  # [V_user] int8: 0 none, 1 upper lip side, 2 lower lip side
+    landmarks: dict[str, np.ndarray] = field(default_factory=dict)  # user frame
+    mesh_key: str = ""
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def transfer(self, offsets: np.ndarray) -> np.ndarray:
+        """Template offsets [T, 468, 3] (or [468, 3]) -> user vertex offsets [T, V_user, 3] float32.
+
+        The result for a take is a view in frame-major order over one buffer, so large takes are
+        not copied twice; call ``np.ascontiguousarray`` on a frame if an API needs it contiguous.
+        """
+        offsets = np.asarray(offsets, dtype=np.float32)
+        single = offsets.ndim == 2
+        if single:
+            offsets = offsets[None]
+        n_tpl = self.matrix.shape[1]
+        if offsets.ndim != 3 or offsets.shape[1:] != (n_tpl, 3):
+            raise RetargetError(
+                f"template offsets must be [frames, {n_tpl}, 3], got shape {offsets.shape}"
+            )
+        rot = (self.similarity.scale * self.similarity.rotation).astype(np.float32)
+        frames = offsets.shape[0]
+        # [468, T, 3] rotated into the user frame, then one sparse product for every frame at once.
+        moved = np.einsum("tvc,dc->vtd", offsets, rot, optimize=True).reshape(n_tpl, frames * 3)
+        out = (self.matrix @ moved).reshape(self.n_vertices, frames, 3).transpose(1, 0, 2)
+        return out[0] if single else out
+
+    def arkit_shapes(self, basis: np.ndarray | None = None) -> np.ndarray:
+        """The template's 52 ARKit shapes carried over: deltas [52, V_user, 3] for shape keys."""
+        if basis is None:
+            from engine.face.arkit_basis import arkit_basis
+
+            basis = arkit_basis()
+        return np.ascontiguousarray(self.transfer(basis))
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        m = self.matrix.tocsr()
+        info = {
+            "version": FORMAT_VERSION,
+            "similarity": self.similarity.as_dict(),
+            "landmarks": {k: np.asarray(v).tolist() for k, v in self.landmarks.items()},
+            "mesh_key": self.mesh_key,
+            "shape": list(m.shape),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial.npz")
+        np.savez_compressed(
+            tmp,
+            data=m.data.astype(np.float32),
+            indices=m.indices.astype(np.int32),
+            indptr=m.indptr.astype(np.int64),
+            fitted_template=self.fitted_template.astype(np.float64),
+            lip_class=self.lip_class.astype(np.int8),
+            info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
+        )
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Correspondence:
+        try:
+            with np.load(Path(path)) as data:
+                info = json.loads(data["info"].tobytes().decode())
+                if info.get("version") != FORMAT_VERSION:
+                    raise RetargetError(f"{path} was written by another DualFace version; fit the mesh again")
+                matrix = sparse.csr_matrix(
+                    (data["data"], data["indices"], data["indptr"]), shape=tuple(info["shape"])
+                )
+                return cls(
+                    matrix=matrix,
+                    similarity=Similarity.from_dict(info["similarity"]),
+                    fitted_template=data["fitted_template"],
+                    lip_class=data["lip_class"],
+                    landmarks={k: np.asarray(v) for k, v in info["landmarks"].items()},
+                    mesh_key=info.get("mesh_key", ""),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            if isinstance(exc, RetargetError):
+                raise
+            raise RetargetError(f"cannot read correspondence {path}: {exc}; delete it and fit again") from exc
+
+
+def mouth_line(fitted: np.ndarray, inner_pairs: np.ndarray, corners: tuple[int, int]) -> np.ndarray:
+    """Points (x, z) [K+2, 2] of the fitted mouth line, sorted by x (template frame)."""
+    mids = 0.5 * (fitted[inner_pairs[:, 0]] + fitted[inner_pairs[:, 1]])
+    pts = np.vstack([fitted[corners[0]], mids, fitted[corners[1]]])[:, [0, 2]]
+    return pts[np.argsort(pts[:, 0])]
+
+
+def classify_lips(points: np.ndarray, faces: np.ndarray, line: np.ndarray, band: float = 0.002) -> np.ndarray:
+    """Lip side of points [P,3] (template frame): above the mouth line, below it, or beside the mouth.
+
+    Farther than ``band`` from the line the height decides. Closer, where lips touch, curl back
+    and meet at the corners, a point takes the side of the nearest decided point along the mesh
+    surface: no edge crosses a mouth slit, so the path stays on the point's own lip.
+    """
+    x, z = points[:, 0], points[:, 2]
+    inside = (x > line[0, 0]) & (x < line[-1, 0])
+    dz = z - np.interp(x, line[:, 0], line[:, 1])
+    side = np.where(dz >= 0, LIP_UPPER, LIP_LOWER).astype(np.int8)
+    near = inside & (np.abs(dz) <= band)
+    if near.any():
+        e = edges(np.asarray(faces, dtype=np.int64))
+        length = np.linalg.norm(points[e[:, 0]] - points[e[:, 1]], axis=1) + 1e-12
+        n = len(points)
+        graph = sparse.csr_matrix((np.r_[length, length], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n))
+        seeds = np.flatnonzero(inside & ~near)
+        if seeds.size:
+            _, _, source = dijkstra(graph, indices=seeds, min_only=True, return_predecessors=True, limit=20 * band)
+            reached = near & (source >= 0)
+            side[reached] = side[source[reached]]
+    out = np.full(len(points), LIP_NONE, dtype=np.int8)
+    out[inside] = side[inside]
+    return out
+
+
+def _falloff(dist: np.ndarray, settings: TransferSettings) -> np.ndarray:
+    r0, r1 = settings.full_weight_distance, settings.zero_weight_distance
+    t = np.clip((dist - r0) / max(r1 - r0, 1e-12), 0.0, 1.0)
+    return 1.0 - t * t * (3.0 - 2.0 * t)  # smoothstep down
+
+
+def _smoothing(
+    points: np.ndarray,
+    faces: np.ndarray,
+    lip_class: np.ndarray,
+    radius: float,
+) -> sparse.csr_matrix:
+    """Row-normalised Gaussian averaging over nearby vertices on the same lip side and facing the same way."""
+    n = len(points)
+    tree = cKDTree(points)
+    pairs = tree.query_pairs(radius, output_type="ndarray")
+    normals = vertex_normals(points, faces)
+    if len(pairs):
+        i, j = pairs[:, 0], pairs[:, 1]
+        across_mouth = (lip_class[i] != lip_class[j]) & (lip_class[i] != LIP_NONE) & (lip_class[j] != LIP_NONE)
+        facing = np.einsum("ij,ij->i", normals[i], normals[j]) > 0.5
+        keep = facing & ~across_mouth
+        i, j = i[keep], j[keep]
+        d2 = np.sum((points[i] - points[j]) ** 2, axis=1)
+        sigma2 = (0.5 * radius) ** 2
+        w = np.exp(-d2 / (2 * sigma2))
+        rows = np.r_[i, j, np.arange(n)]
+        cols = np.r_[j, i, np.arange(n)]
+        vals = np.r_[w, w, np.ones(n)]
+    else:
+        rows = cols = np.arange(n)
+        vals = np.ones(n)
+    k = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    k = sparse.diags(1.0 / np.asarray(k.sum(axis=1)).ravel()) @ k
+    return k.tocsr()
+
+
+def dense_correspondence(
+    user_points: np.ndarray,
+    user_faces: np.ndarray,
+    fitted: np.ndarray,
+    template_faces: np.ndarray,
+    lip_upper: np.ndarray,
+    lip_lower: np.ndarray,
+    inner_pairs: np.ndarray,
+    corners: tuple[int, int],
+    settings: TransferSettings | None = None,
+) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """(weights [V_user, n_template], lip class [V_user]) with user points already in the template frame."""
+    settings = settings or TransferSettings()
+    n_tpl = len(fitted)
+    faces = np.asarray(template_faces, dtype=np.int64)
+    line = mouth_line(fitted, inner_pairs, corners)
+    lip_class = classify_lips(user_points, user_faces, line)
+    is_upper = np.zeros(n_tpl, dtype=bool)
+    is_upper[lip_upper] = True
+    is_lower = np.zeros(n_tpl, dtype=bool)
+    is_lower[lip_lower] = True
+    allowed = {
+        LIP_NONE: None,
+        LIP_UPPER: ~is_lower[faces].any(axis=1),
+        LIP_LOWER: ~is_upper[faces].any(axis=1),
+    }
+    query = SurfaceQuery(fitted, faces)
+    tri = np.empty(len(user_points), dtype=np.int64)
+    bary = np.empty((len(user_points), 3))
+    dist = np.empty(len(user_points))
+    for cls, mask in allowed.items():
+        sel = np.flatnonzero(lip_class == cls)
+        if sel.size:
+            tri[sel], bary[sel], dist[sel] = query.query(user_points[sel], allowed=mask)
+    weight = _falloff(dist, settings)
+    rows = np.repeat(np.arange(len(user_points)), 3)
+    cols = faces[tri].reshape(-1)
+    vals = (bary * weight[:, None]).reshape(-1)
+    matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(user_points), n_tpl))
+    matrix.eliminate_zeros()
+    if settings.smooth_radius > 0:
+        e = edges(faces)
+        edge_len = float(np.linalg.norm(fitted[e[:, 0]] - fitted[e[:, 1]], axis=1).mean())
+        smooth = _smoothing(user_points, np.asarray(user_faces, dtype=np.int64), lip_class,
+                            settings.smooth_radius * edge_len)
+        matrix = (smooth @ matrix).tocsr()
+        matrix.eliminate_zeros()
+    matrix.data = matrix.data.astype(np.float32)
+    return matrix, lip_class

@@ -1,0 +1,66 @@
+"""Train a DualFace model on a dataset folder.
+
+    python -m engine.train --data DIR --config configs/default.json --out runs/NAME
+    torchrun --nproc_per_node 2 -m engine.train --data DIR --config FILE --out runs/NAME
+
+See docs/readme/training.md for configs, ablations and the time-budget mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.training.config import TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.split("\n")[1])
+    parser.add_argument(
+        "--data", required=True, type=Path, help="dataset folder (python -m engine.data.synth)"
+    )
+    parser.add_argument("--config", required=True, type=Path, help="training config JSON (configs/*.json)")
+    parser.add_argument("--out", type=Path, help="run folder (default runs/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same data and epochs -> same losses")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--max-minutes", type=float, help="time budget; the schedules follow the budget")
+    parser.add_argument("--stop-after", type=int, help="end this session after N epochs (continue with --resume)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per process")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = TrainConfig.load(args.config)
+        out = args.out if args.out is not None else Path("runs") / config.name
+        from engine.training.loop import train
+
+        result = train(
+            args.data,
+            config,
+            out,
+            resume=args.resume,
+            seed=args.seed,
+            device=args.device,
+            max_minutes=args.max_minutes,
+            threads=args.threads,
+            stop_after=args.stop_after,
+            progress=not args.no_progress,
+        )
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    epochs = result["epochs"]
+    if epochs:
+        print(f"done: {len(epochs)} epoch(s) this session, run folder {result['out']}")
+    else:
+        print(f"nothing to do: the run in {result['out']} has already finished")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

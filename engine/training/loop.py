@@ -1,0 +1,456 @@
+"""The training loop: AdamW with warmup + cosine LR, the self-growing schedule, checkpoints, resume.
+
+Progress is measured either in epochs (config `epochs`) or, with a time budget, in the share of the
+budget spent, so two runs given the same minutes follow the same LR and teacher-forcing curves.
+Only rank 0 writes; every rank takes rank 0's decision on when to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.data.record import Clip
+from engine.training.batches import (
+    ClipDataset,
+    FpsBucketBatchSampler,
+    MelCache,
+    bucket_key,
+    collate,
+    to_device,
+)
+from engine.training.config import TrainConfig
+from engine.training.distributed import (
+    DistContext,
+    barrier,
+    broadcast_floats,
+    init_distributed,
+    mean_over_ranks,
+    shutdown,
+)
+from engine.training.schedule import SelfGrowingSchedule
+
+STATE_FILE = "state.pt"
+LAST_WEIGHTS = "checkpoint.safetensors"
+BEST_WEIGHTS = "best.safetensors"
+LOG_FILE = "train_log.jsonl"
+CONFIG_FILE = "config.json"
+
+
+def lr_factor(step: int, progress: float, warmup_steps: int, min_ratio: float) -> float:
+    """Linear warmup over `warmup_steps`, then a cosine from 1 down to `min_ratio` over training."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return min_ratio + (1.0 - min_ratio) * cosine
+
+
+def model_settings(config: TrainConfig, n_vertices: int) -> dict:
+    """ModelConfig fields for this experiment: the config's overrides plus the ablation switches."""
+    from engine.model import ModelConfig
+
+    settings = dict(config.model)
+    known = set(ModelConfig().to_dict())
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown model settings {unknown}; ModelConfig fields are: {', '.join(sorted(known))}"
+        )
+    settings["n_vertices"] = n_vertices
+    for name in ("dual_task", "consistency", "mesh_attention", "emotion"):
+        if name in settings and settings[name] != getattr(config, name):
+            raise ValueError(
+                f"set the ablation switch {name!r} at the top level of the config, not under model"
+            )
+        settings[name] = getattr(config, name)
+    return settings
+
+
+def build_model(config: TrainConfig, n_vertices: int):
+    from engine.model import DualFace, ModelConfig
+
+    return DualFace(ModelConfig.from_dict(model_settings(config, n_vertices)))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices only: decaying biases and norm gains just fights the normalisation."""
+    decay, keep = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else keep).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
+
+
+def _autocast(ctx: DistContext, precision: str):
+    if ctx.device.type != "cuda" or precision == "fp32":
+        return nullcontext(), None
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _losses_to_floats(losses: dict) -> dict[str, float]:
+    return {k: float(v.detach()) for k, v in losses.items() if torch.is_tensor(v) and v.numel() == 1}
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for r in rows for k in r})
+    return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+
+
+class _JsonlLog:
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _check_out_dir(out: Path, config: TrainConfig, resume: bool) -> None:
+    state = out / STATE_FILE
+    if resume:
+        if not state.is_file():
+            raise FileNotFoundError(f"--resume: {state} does not exist; start the run without --resume")
+        saved = json.loads((out / CONFIG_FILE).read_text())
+        if saved != config.to_dict():
+            changed = sorted(
+                k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k)
+            )
+            raise ValueError(
+                f"--resume with a different config than {out / CONFIG_FILE} (changed: {changed}); "
+                "resume with the same config or start a new --out"
+            )
+    elif state.is_file():
+        raise FileExistsError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+
+
+@torch.no_grad()
+def validate(model, loader, config, ctx: DistContext, autocast) -> dict[str, float]:
+    """Losses on the validation crops with the decoder fed its own predictions (as at inference)."""
+    from engine.model import dual_losses
+
+    model.eval()
+    rows = []
+    for batch in loader:
+        batch = to_device(batch, ctx.device)
+        with autocast:
+            out = model(batch, tf_prob=0.0)
+            rows.append(_losses_to_floats(dual_losses(out, batch, model.cfg)))
+    model.train()
+    return _mean(rows)
+
+
+def load_clips(data: Path, split: str, required: bool) -> list[Clip]:
+    from engine.data.readers import open_dataset
+
+    dataset = open_dataset(data)
+    try:
+        clips = dataset.clips(split)
+    except (KeyError, ValueError) as exc:
+        if required:
+            raise ValueError(f"dataset {data} has no usable split {split!r}: {exc}") from exc
+        return []
+    if required and not clips:
+        raise ValueError(
+            f"split {split!r} of {data} is empty; regenerate the corpus or pick another train_split"
+        )
+    return clips
+
+
+def train(
+    data: str | Path,
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    max_minutes: float | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
+    """Train (or continue) one run; returns the per-epoch log records of this invocation.
+
+    `stop_after` ends this session after that many epochs (continue later with resume=True); unlike
+    a smaller `epochs` it leaves the LR and teacher-forcing curves of the full run unchanged.
+    """
+    from engine.model import dual_losses
+    from engine.weights import save_checkpoint
+
+    data, out = Path(data), Path(out)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data {data} is not a folder; build one with python -m engine.data.synth")
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"--stop-after must be >= 1, got {stop_after}")
+    if max_minutes is not None and max_minutes <= 0:
+        raise ValueError(f"--max-minutes must be > 0, got {max_minutes}")
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    _check_out_dir(out, config, resume)
+    ctx = init_distributed(device)
+    try:
+        return _train(
+            data, config, out, ctx, resume, seed, max_minutes, progress, stop_after, dual_losses, save_checkpoint
+        )
+    finally:
+        shutdown(ctx)
+
+
+def _train(
+    data, config, out, ctx, resume, seed, max_minutes, progress, stop_after, dual_losses, save_checkpoint
+) -> dict:
+    seed_everything(seed)
+    train_clips = load_clips(data, config.train_split, required=True)
+    val_clips = load_clips(data, config.val_split, required=False)[: config.val_max_clips]
+    n_vertices = {int(np.shape(c.template)[0]) for c in train_clips}
+    if len(n_vertices) != 1:
+        raise ValueError(
+            f"training clips use meshes of {sorted(n_vertices)} vertices; train on one mesh at a time"
+        )
+
+    cache = MelCache(data / "cache" / "log_mel")
+    if ctx.is_main:
+        cache.warm(train_clips + val_clips, progress=progress)
+    barrier(ctx)
+    if not ctx.is_main:
+        cache.warm(train_clips + val_clips)
+
+    model = build_model(config, n_vertices.pop()).to(ctx.device)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98))
+    autocast, scaler = _autocast(ctx, config.precision)
+
+    start_epoch, step, elapsed_before, best_val = 0, 0, 0.0, math.inf
+    if resume:
+        state = torch.load(out / STATE_FILE, map_location=ctx.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
+        start_epoch, step = state["epoch"], state["step"]
+        elapsed_before, best_val = state["elapsed_s"], state["best_val"]
+        _set_rng_state(state["rng"])
+    elif ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    net = model
+    if ctx.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+
+    crop = config.crop_seconds if config.crop_seconds > 0 else None
+    train_set = ClipDataset(train_clips, cache, crop, seed=seed, use_emotion=config.emotion)
+    sampler = FpsBucketBatchSampler(
+        [bucket_key(c) for c in train_clips], config.batch_size, seed, ctx.rank, ctx.world_size
+    )
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=config.num_workers
+    )
+    val_loader = None
+    if val_clips and ctx.is_main:
+        val_set = ClipDataset(val_clips, cache, crop, seed=seed + 1, use_emotion=config.emotion)
+        val_loader = torch.utils.data.DataLoader(
+            val_set,
+            batch_sampler=FpsBucketBatchSampler(
+                [bucket_key(c) for c in val_clips], config.batch_size, shuffle=False
+            ),
+            collate_fn=collate,
+        )
+
+    budget_s = max_minutes * 60.0 if max_minutes is not None else None
+    steps_per_epoch = len(sampler)
+    total_steps = max(1, steps_per_epoch * config.epochs)
+    # In budget mode the schedule's unit is the whole budget (N = 1), see schedule.py.
+    schedule = SelfGrowingSchedule.from_fraction(
+        config.tf_theta_fraction,
+        1.0 if budget_s else float(config.epochs),
+        enabled=not config.teacher_forcing_only,
+    )
+    log = _JsonlLog(out / LOG_FILE, ctx.is_main)
+    if ctx.is_main and not resume:
+        log.write(
+            {
+                "kind": "start",
+                "config": config.to_dict(),
+                "seed": seed,
+                "world_size": ctx.world_size,
+                "device": str(ctx.device),
+                "n_train": len(train_clips),
+                "n_val": len(val_clips),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "max_minutes": max_minutes,
+            }
+        )
+
+    session_start = time.monotonic()
+    history: list[dict] = []
+    epoch = start_epoch
+    finished = (budget_s is not None and elapsed_before >= budget_s) or (
+        budget_s is None and epoch >= config.epochs
+    )
+    model.train()
+    while not finished:
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        rows: list[dict[str, float]] = []
+        bar = None
+        if progress and ctx.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="step", leave=False)
+        for i, batch in enumerate(loader):
+            elapsed = elapsed_before + time.monotonic() - session_start
+            if budget_s is not None:
+                (elapsed,) = broadcast_floats([elapsed], ctx)
+                position = elapsed / budget_s
+                progress_share = position
+            else:
+                position = epoch + i / max(steps_per_epoch, 1)
+                progress_share = step / total_steps
+            tf_prob = schedule.tf_prob(position)
+            lr = config.lr * lr_factor(step, progress_share, config.warmup_steps, config.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            batch = to_device(batch, ctx.device)
+            with autocast:
+                out_dict = net(batch, tf_prob=tf_prob)
+                losses = dual_losses(out_dict, batch, model.cfg)
+            loss = losses["total"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss became {float(loss)} at epoch {epoch + 1} step {step}; lower lr or use precision fp32"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            grad_norm = (
+                float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+                if config.grad_clip
+                else 0.0
+            )
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            step += 1
+            row = _losses_to_floats(losses)
+            rows.append(row)
+            if bar is not None:
+                bar.set_postfix(loss=f"{row['total']:.4f}", lr=f"{lr:.2e}", tf=f"{tf_prob:.2f}")
+                bar.update(1)
+            if config.log_every and step % config.log_every == 0:
+                log.write(
+                    {
+                        "kind": "step",
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "lr": lr,
+                        "tf_prob": tf_prob,
+                        "grad_norm": grad_norm,
+                        **row,
+                    }
+                )
+            if budget_s is not None:
+                (stop,) = broadcast_floats(
+                    [float(elapsed_before + time.monotonic() - session_start >= budget_s)], ctx
+                )
+                if stop:
+                    finished = True
+                    break
+        if bar is not None:
+            bar.close()
+        train_losses = mean_over_ranks(_mean(rows), ctx)
+        epoch += 1
+        if budget_s is None and epoch >= config.epochs:
+            finished = True
+        if stop_after is not None and epoch - start_epoch >= stop_after:
+            finished = True
+
+        val_losses = validate(model, val_loader, config, ctx, autocast) if val_loader is not None else {}
+        elapsed = elapsed_before + time.monotonic() - session_start
+        record = {
+            "kind": "epoch",
+            "epoch": epoch,
+            "step": step,
+            "elapsed_s": round(elapsed, 2),
+            "lr": lr,
+            "tf_prob": tf_prob,
+            "train": train_losses,
+            "val": val_losses,
+        }
+        history.append(record)
+        if ctx.is_main:
+            save_checkpoint(model, out / LAST_WEIGHTS)
+            val_total = val_losses.get("total", train_losses.get("total", math.inf))
+            if val_total < best_val:
+                best_val = val_total
+                save_checkpoint(model, out / BEST_WEIGHTS)
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "epoch": epoch,
+                "step": step,
+                "elapsed_s": elapsed,
+                "best_val": best_val,
+                "rng": _rng_state(),
+                "seed": seed,
+            }
+            tmp = out / (STATE_FILE + ".partial")
+            torch.save(state, tmp)
+            tmp.replace(out / STATE_FILE)
+            log.write(record)
+            if progress:
+                val_text = f" val {val_losses['total']:.4f}" if "total" in val_losses else ""
+                print(
+                    f"epoch {epoch}: train {train_losses.get('total', math.nan):.4f}{val_text} "
+                    f"tf {tf_prob:.2f} lr {lr:.2e} {elapsed:.0f}s",
+                    flush=True,
+                )
+        barrier(ctx)
+    return {"epochs": history, "out": str(out)}
