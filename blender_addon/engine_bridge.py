@@ -59,7 +59,9 @@ def resolve_weights(explicit: str | None) -> str | None:
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise EngineError(f"weights file not found: {path} -- fix the path in the DualFace preferences or --weights")
+            raise EngineError(
+                f"weights file not found: {path} -- fix the path in the DualFace preferences or --weights"
+            )
         return str(path)
     if BUNDLED_WEIGHTS.is_file():
         return str(BUNDLED_WEIGHTS)
@@ -93,12 +95,16 @@ def choose_mode(settings: EngineSettings, raise_error: bool = True) -> str | Non
         if torch_available():
             return IN_PROCESS
         if raise_error:
-            raise EngineError("torch is not importable in Blender's Python: press Set Up Engine in the preferences")
+            raise EngineError(
+                "torch is not importable in Blender's Python: press Set Up Engine in the preferences"
+            )
         return None
     if settings.python:
         if not Path(settings.python).is_file():
             if raise_error:
-                raise EngineError(f"engine Python {settings.python} does not exist: fix it in the DualFace preferences")
+                raise EngineError(
+                    f"engine Python {settings.python} does not exist: fix it in the DualFace preferences"
+                )
             return None
         return WORKER
     if raise_error:
@@ -135,7 +141,9 @@ def _animate_in_process(job, settings, weights, progress, cancel):
             try:
                 engine = Engine(weights=weights, device=settings.device, threads=settings.threads)
             except (OSError, ValueError, RuntimeError) as error:
-                raise EngineError(f"cannot load the engine weights {weights or '(shipped)'}: {error}") from None
+                raise EngineError(
+                    f"cannot load the engine weights {weights or '(shipped)'}: {error}"
+                ) from None
             _engines.clear()  # one model in memory at a time
             _engines[key] = engine
     try:
@@ -165,9 +173,13 @@ def _animate_with_worker(job, settings, weights, progress, cancel):
         client = _workers.get(key)
         if client is None or not client.alive():
             try:
-                client = WorkerClient(settings.python, weights=weights, device=settings.device, threads=settings.threads)
+                client = WorkerClient(
+                    settings.python, weights=weights, device=settings.device, threads=settings.threads
+                )
             except WorkerError as error:
-                raise EngineError(f"cannot start the engine worker with {settings.python}: {error.message}") from None
+                raise EngineError(
+                    f"cannot start the engine worker with {settings.python}: {error.message}"
+                ) from None
             _workers[key] = client
     with tempfile.TemporaryDirectory(prefix="dualface_") as folder:
         output = str(Path(folder) / "take.npz")

@@ -30,24 +30,38 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="blender -b [FILE.blend] -c dualface", description="DualFace voice-to-face animation")
+    parser = _Parser(
+        prog="blender -b [FILE.blend] -c dualface", description="DualFace voice-to-face animation"
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     animate = commands.add_parser("animate", help="generate a take (or a batch of takes)")
-    animate.add_argument("--object", dest="object_name", help="mesh to animate (ARKit shape keys or the DualFace head)")
+    animate.add_argument(
+        "--object", dest="object_name", help="mesh to animate (ARKit shape keys or the DualFace head)"
+    )
     animate.add_argument("--audio", help="voice recording: wav, flac, ogg, mp3, ...")
-    animate.add_argument("--emotion", default="neutral", help="neutral, calm, happy, sad, angry, fearful, disgust, surprised")
+    animate.add_argument(
+        "--emotion", default="neutral", help="neutral, calm, happy, sad, angry, fearful, disgust, surprised"
+    )
     animate.add_argument("--intensity", type=float, default=1.0, help="emotion intensity 0..1 (default 1)")
     animate.add_argument("--style", default="", help="speaker style, e.g. articulation=1.2,jaw_ratio=0.6")
     animate.add_argument("--mode", default="auto", choices=["auto", "arkit", "vertex"], help="output mode")
     animate.add_argument("--start-frame", type=int, help="first frame of the take (default: scene start)")
-    animate.add_argument("--captions", action="store_true", help="add caption markers and a captioned review scene")
+    animate.add_argument(
+        "--captions", action="store_true", help="add caption markers and a captioned review scene"
+    )
     animate.add_argument("--render", help="render the review scene to this .mp4 (with audio and captions)")
     animate.add_argument("--resolution", default="640x480", help="render size WxH (default 640x480)")
-    animate.add_argument("--render-engine", default="workbench", help=f"{' or '.join(e.lower() for e in RENDER_ENGINES)}")
-    animate.add_argument("--save", help="save the result to this .blend (the opened file is never overwritten)")
+    animate.add_argument(
+        "--render-engine", default="workbench", help=f"{' or '.join(e.lower() for e in RENDER_ENGINES)}"
+    )
+    animate.add_argument(
+        "--save", help="save the result to this .blend (the opened file is never overwritten)"
+    )
     animate.add_argument("--weights", help="checkpoint .safetensors (default: the bundled weights)")
     animate.add_argument("--add-head", action="store_true", help="add the DualFace head and animate it")
-    animate.add_argument("--python", default="", help="external Python with torch (engine worker) if Blender has none")
+    animate.add_argument(
+        "--python", default="", help="external Python with torch (engine worker) if Blender has none"
+    )
     animate.add_argument("--device", default="auto", help="engine device: auto, cpu, cuda")
     animate.add_argument("--batch", help="JSON list of jobs (objects with the option names above)")
     return parser
@@ -153,7 +167,9 @@ def _run_one(request: TakeRequest, base: engine_bridge.EngineSettings) -> bool:
     return True
 
 
-def run_request(request: TakeRequest, base: engine_bridge.EngineSettings) -> tuple[takes.TakeResult, str | None]:
+def run_request(
+    request: TakeRequest, base: engine_bridge.EngineSettings
+) -> tuple[takes.TakeResult, str | None]:
     """Validate, generate and write one take in the current file; render and save if asked."""
     scene = bpy.context.scene
     settings = engine_bridge.EngineSettings(
@@ -174,7 +190,9 @@ def run_request(request: TakeRequest, base: engine_bridge.EngineSettings) -> tup
         obj = bpy.data.objects.get(request.object_name)
         if obj is None:
             meshes = ", ".join(o.name for o in bpy.data.objects if o.type == "MESH") or "none"
-            raise InputError(f"no object named '{request.object_name}' in this file (meshes: {meshes}); or use --add-head")
+            raise InputError(
+                f"no object named '{request.object_name}' in this file (meshes: {meshes}); or use --add-head"
+            )
     prepared = pipeline.prepare(
         scene,
         obj,

@@ -113,5 +113,7 @@ def scene_schedule(scene: bpy.types.Scene, start_frame: int, duration: float, em
             names.append(EMOTION_NAMES[min(max(index, 0), len(EMOTION_NAMES) - 1)])
         else:
             names.append(emotion)
-        values.append(float(intensity_curve.evaluate(frame)) if intensity_curve is not None else float(intensity))
+        values.append(
+            float(intensity_curve.evaluate(frame)) if intensity_curve is not None else float(intensity)
+        )
     return timing.reduce_schedule(names, values, fps), 1.0

@@ -30,7 +30,9 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
         poll=_is_mesh,
         description="Mesh to animate (the active mesh when empty)",
     )
-    audio_path: StringProperty(name="Audio", subtype="FILE_PATH", description="Voice recording (wav, flac, ogg, mp3)")
+    audio_path: StringProperty(
+        name="Audio", subtype="FILE_PATH", description="Voice recording (wav, flac, ogg, mp3)"
+    )
     emotion: EnumProperty(
         name="Emotion",
         items=enum_items(),
@@ -38,15 +40,37 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
         description="Emotion of the performance; keyframe it to change emotion during the take",
     )
     intensity: FloatProperty(
-        name="Intensity", min=0.0, max=1.0, default=1.0, subtype="FACTOR",
+        name="Intensity",
+        min=0.0,
+        max=1.0,
+        default=1.0,
+        subtype="FACTOR",
         description="Strength of the emotion; keyframable",
     )
-    articulation: FloatProperty(name="Articulation", min=0.0, max=2.0, default=1.0, description="Overall size of speech movements")
-    jaw_ratio: FloatProperty(name="Jaw vs Lips", min=0.0, max=1.0, default=0.5, subtype="FACTOR",
-                             description="Share of mouth opening done by the jaw rather than the lips")
-    lip_rounding: FloatProperty(name="Lip Rounding", min=0.0, max=2.0, default=1.0, description="Funnel and pucker on rounded sounds")
-    smile_bias: FloatProperty(name="Resting Smile", min=-1.0, max=1.0, default=0.0, description="Mouth-corner set: positive smiles, negative frowns")
-    use_scene_start: BoolProperty(name="Use Scene Start", default=True, description="Start the take at the scene's first frame")
+    articulation: FloatProperty(
+        name="Articulation", min=0.0, max=2.0, default=1.0, description="Overall size of speech movements"
+    )
+    jaw_ratio: FloatProperty(
+        name="Jaw vs Lips",
+        min=0.0,
+        max=1.0,
+        default=0.5,
+        subtype="FACTOR",
+        description="Share of mouth opening done by the jaw rather than the lips",
+    )
+    lip_rounding: FloatProperty(
+        name="Lip Rounding", min=0.0, max=2.0, default=1.0, description="Funnel and pucker on rounded sounds"
+    )
+    smile_bias: FloatProperty(
+        name="Resting Smile",
+        min=-1.0,
+        max=1.0,
+        default=0.0,
+        description="Mouth-corner set: positive smiles, negative frowns",
+    )
+    use_scene_start: BoolProperty(
+        name="Use Scene Start", default=True, description="Start the take at the scene's first frame"
+    )
     start_frame: IntProperty(name="Start Frame", default=1, description="First frame of the take")
     output_mode: EnumProperty(
         name="Output",
@@ -57,8 +81,12 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
         ],
         default="AUTO",
     )
-    captions: BoolProperty(name="Captions", default=True, description="Caption markers, review scene and viewport overlay")
-    show_overlay: BoolProperty(name="Caption Overlay", default=True, description="Show the current caption in the viewport")
+    captions: BoolProperty(
+        name="Captions", default=True, description="Caption markers, review scene and viewport overlay"
+    )
+    show_overlay: BoolProperty(
+        name="Caption Overlay", default=True, description="Show the current caption in the viewport"
+    )
 
     def style(self) -> dict[str, float]:
         return {

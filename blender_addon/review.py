@@ -66,7 +66,12 @@ def add_caption_strips(review: bpy.types.Scene, take_meta: dict, start: int) -> 
         channel = 3 if last_end[3] <= first else 4  # overlapping captions stack instead of colliding
         last_end[channel] = first + length
         strip = sequencer.add_text(
-            review, f"caption {count + 1}", caption_label(caption["text"], caption["sync"]), channel, first, length
+            review,
+            f"caption {count + 1}",
+            caption_label(caption["text"], caption["sync"]),
+            channel,
+            first,
+            length,
         )
         strip.color = sync_colour(caption["sync"])
         strip.location = (0.5, 0.04 if channel == 3 else 0.16)
@@ -143,8 +148,12 @@ def render_review(
     render.filepath = filepath
     fit_captions(review)
     review.render.engine = source.render.engine
-    saved = (source.render.engine, source.render.resolution_x, source.render.resolution_y,
-             source.render.resolution_percentage)
+    saved = (
+        source.render.engine,
+        source.render.resolution_x,
+        source.render.resolution_y,
+        source.render.resolution_percentage,
+    )
     source.render.engine = "BLENDER_WORKBENCH" if engine == "WORKBENCH" else _eevee_id()
     source.render.resolution_x, source.render.resolution_y = resolution
     source.render.resolution_percentage = 100
@@ -152,8 +161,12 @@ def render_review(
         with bpy.context.temp_override(scene=review):
             bpy.ops.render.render(animation=True, scene=review.name)
     finally:
-        (source.render.engine, source.render.resolution_x, source.render.resolution_y,
-         source.render.resolution_percentage) = saved
+        (
+            source.render.engine,
+            source.render.resolution_x,
+            source.render.resolution_y,
+            source.render.resolution_percentage,
+        ) = saved
 
 
 def _eevee_id() -> str:

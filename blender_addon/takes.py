@@ -67,12 +67,16 @@ def write_take(
     mesh = obj.data
     fps = scene_fps(scene)
     if abs(float(animation.fps) - fps) > 1e-3:
-        raise InputError(f"the animation runs at {animation.fps} fps but the scene at {fps:g}; resample it first")
+        raise InputError(
+            f"the animation runs at {animation.fps} fps but the scene at {fps:g}; resample it first"
+        )
     n_frames = animation.n_frames
     if n_frames < 1:
         raise InputError("the engine returned an empty animation; check that the audio contains sound")
     if target.mode == arkit_match.VERTEX:
-        offsets = np.asarray(animation.offsets if vertex_offsets is None else vertex_offsets, dtype=np.float32)
+        offsets = np.asarray(
+            animation.offsets if vertex_offsets is None else vertex_offsets, dtype=np.float32
+        )
         if offsets.shape != (n_frames, len(mesh.vertices), 3):
             raise InputError(
                 f"vertex offsets {tuple(offsets.shape)} do not fit '{obj.name}' "
@@ -152,7 +156,9 @@ def write_take(
     if captions:
         for caption in animation.captions:
             if caption.text.strip():
-                scene.timeline_markers.new(caption.text[: naming.MAX_ID_NAME], frame=_frame(caption.start, start_frame, fps))
+                scene.timeline_markers.new(
+                    caption.text[: naming.MAX_ID_NAME], frame=_frame(caption.start, start_frame, fps)
+                )
                 result.markers += 1
     action[META_KEY] = json.dumps(
         {

@@ -66,9 +66,13 @@ def check_target(obj, requested_mode: str, retargetable=None) -> Target:
                 "make it local (Object > Relations > Make Local) or animate a local copy"
             )
     if obj.mode == "EDIT":
-        raise InputError(f"'{obj.name}' is in Edit Mode; shape keys cannot be written there: switch to Object Mode")
+        raise InputError(
+            f"'{obj.name}' is in Edit Mode; shape keys cannot be written there: switch to Object Mode"
+        )
     if mesh.shape_keys is not None and not mesh.shape_keys.use_relative:
-        raise InputError(f"'{obj.name}' uses absolute shape keys; DualFace needs relative keys: tick 'Relative' in the Shape Keys panel")
+        raise InputError(
+            f"'{obj.name}' uses absolute shape keys; DualFace needs relative keys: tick 'Relative' in the Shape Keys panel"
+        )
     names = [block.name for block in mesh.shape_keys.key_blocks] if mesh.shape_keys else []
     matched = arkit_match.match_arkit_keys(names)
     try:
@@ -104,7 +108,9 @@ def check_audio(path: str | Path) -> AudioInfo:
         raise InputError(f"cannot read audio {path.name}: {error} -- export it as 16-bit wav") from None
     duration = float(length) / float(rate)
     if duration < MIN_AUDIO_SECONDS:
-        raise InputError(f"audio {path.name} lasts {duration:.2f} s; DualFace needs at least {MIN_AUDIO_SECONDS} s")
+        raise InputError(
+            f"audio {path.name} lasts {duration:.2f} s; DualFace needs at least {MIN_AUDIO_SECONDS} s"
+        )
     if duration > MAX_AUDIO_SECONDS:
         raise InputError(
             f"audio {path.name} lasts {duration / 60:.1f} min; split it into clips of at most "
@@ -117,4 +123,6 @@ def check_frames(scene: bpy.types.Scene, start_frame: int, duration: float) -> N
     fps = scene.render.fps / scene.render.fps_base
     end = start_frame + int(duration * fps) + 1
     if start_frame < -1_048_574 or end > 1_048_574:
-        raise InputError(f"a take from frame {start_frame} lasting {duration:.1f} s leaves Blender's frame range")
+        raise InputError(
+            f"a take from frame {start_frame} lasting {duration:.1f} s leaves Blender's frame range"
+        )

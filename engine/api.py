@@ -136,7 +136,7 @@ class Engine:
 
             model = load_checkpoint(weights)
         self.weights = None if weights is None else str(weights)
-        self.model = model.to(self.device, self.dtype).eval()
+        self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
         self.plan = plan or DecodePlan()
 
     # ------------------------------------------------------------------------------------------ offline
@@ -221,7 +221,7 @@ class Engine:
         intensity: float = 1.0,
         style: Any = None,
         sample_rate: int = MODEL_SAMPLE_RATE,
-        lookahead_frames: int = 2,
+        lookahead_frames: int = 1,
     ):
         """A live session: `push(samples) -> [StreamFrame, ...]` as soon as each frame can be decoded,
         `flush()` at the end. See engine.inference.streaming for the latency trade-off."""

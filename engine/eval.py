@@ -5,7 +5,8 @@
 
 Motion is generated fully autoregressively (as at inference), never teacher-forced. Units: LVE, EVE
 and FDD in mm^2 (the squared-error protocol of CodeTalker with metres converted to millimetres); PER
-as a fraction; closure rate as the share of p/b/m phones whose inner lips meet (< 2 mm).
+(phone error rate of the lip reader on ground-truth and on generated motion, and of the audio
+encoder's own CTC head) as a fraction; closure rate as the share of p/b/m phones whose inner lips meet (< 2 mm).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ COLUMNS = (
     ("eve_mm2", "EVE mm2", "{:.3f}"),
     ("per_gt_motion", "PER gt", "{:.3f}"),
     ("per_pred_motion", "PER pred", "{:.3f}"),
+    ("per_audio", "PER audio", "{:.3f}"),
     ("closure_rate_pred", "closure pred", "{:.3f}"),
     ("closure_rate_gt", "closure gt", "{:.3f}"),
 )
@@ -62,10 +64,6 @@ def resolve_weights(path: str | Path) -> Path:
     return path
 
 
-def _first(x):
-    return x[0] if isinstance(x, (tuple, list)) else x
-
-
 class _Accumulator:
     """Pools clip results so rates are over phones/phone labels, not averages of per-clip rates."""
 
@@ -79,7 +77,15 @@ class _Accumulator:
         for key in ("lve_mm2", "fdd_mm2", "eve_mm2"):
             if key in result:
                 self.vertex[key].append(result[key])
-        for key in ("edits_gt", "edits_pred", "ref_phones", "closed_gt", "closed_pred", "bilabials"):
+        for key in (
+            "edits_gt",
+            "edits_pred",
+            "edits_audio",
+            "ref_phones",
+            "closed_gt",
+            "closed_pred",
+            "bilabials",
+        ):
             self.counts[key] += result.get(key, 0)
 
     def summary(self) -> dict:
@@ -90,6 +96,7 @@ class _Accumulator:
         if c["ref_phones"]:
             out["per_gt_motion"] = c["edits_gt"] / c["ref_phones"]
             out["per_pred_motion"] = c["edits_pred"] / c["ref_phones"]
+            out["per_audio"] = c["edits_audio"] / c["ref_phones"]
         if c["bilabials"]:
             out["closure_rate_gt"] = c["closed_gt"] / c["bilabials"]
             out["closure_rate_pred"] = c["closed_pred"] / c["bilabials"]
@@ -98,9 +105,9 @@ class _Accumulator:
         return out
 
 
-def _read_lips(model, offsets: torch.Tensor, fps: float) -> list[int]:
-    logits = _first(model.read_lips(offsets[None], fps))
-    return greedy_ctc_decode(logits[0].float().cpu().numpy())
+def _read_lips(model, offsets: torch.Tensor) -> list[int]:
+    """Greedy CTC decode of the lip reader on one clip's offsets [T, V, 3]."""
+    return greedy_ctc_decode(model.read_lips(offsets[None])[0].float().cpu().numpy())
 
 
 @torch.no_grad()
@@ -117,8 +124,7 @@ def evaluate_clip(
     cond = torch.from_numpy(emotion_cond(clip, n, use_emotion=True))[None].to(device)
     style = torch.from_numpy(style_vector(clip))[None].to(device)
     mel_t = torch.from_numpy(mel)[None].to(device)
-    pred_offsets = _first(model.generate(mel_t, clip.fps, cond, style))
-    pred_offsets = pred_offsets[0] if pred_offsets.ndim == 4 else pred_offsets
+    pred_offsets = model.generate(mel_t, float(clip.fps), cond, style)[0][0]  # [T, V, 3]
     t = min(n, int(pred_offsets.shape[0]))
     if t == 0:
         raise RuntimeError(f"clip {clip.clip_id}: the model generated no frames")
@@ -132,14 +138,16 @@ def evaluate_clip(
     reference = phone_labels(clip.phones) if clip.phones else []
     if reference:
         fps = float(clip.fps)
-        hyp_gt = _read_lips(model, torch.from_numpy(gt - clip.template[None]).to(device), fps)
-        hyp_pred = _read_lips(model, pred_offsets[:t].float(), fps)
+        hyp_gt = _read_lips(model, torch.from_numpy(gt - clip.template[None]).to(device))
+        hyp_pred = _read_lips(model, pred_offsets[:t].float())
         result["ref_phones"] = len(reference)
         result["edits_gt"] = edit_distance(hyp_gt, reference)
         result["edits_pred"] = edit_distance(hyp_pred, reference)
+        heard = model.audio_phoneme_logprobs(model.encode_audio(mel_t, fps, n))
+        result["edits_audio"] = edit_distance(greedy_ctc_decode(heard[0].float().cpu().numpy()), reference)
         if regions is not None:
-            closed_gt, total = bilabial_closures(gt, clip.phones, fps, clip.template, closure_threshold)
-            closed_pred, _ = bilabial_closures(pred, clip.phones, fps, clip.template, closure_threshold)
+            closed_gt, total = bilabial_closures(gt, clip.phones, fps, None, closure_threshold)
+            closed_pred, _ = bilabial_closures(pred, clip.phones, fps, None, closure_threshold)
             result.update(closed_gt=closed_gt, closed_pred=closed_pred, bilabials=total)
     return result
 
@@ -227,7 +235,10 @@ def run(weights, data, splits=DEFAULT_SPLITS, max_clips=None, device="auto", pro
     dataset = open_dataset(data)
     chosen = {}
     for split in splits:
-        clips = dataset.clips(split)
+        try:
+            clips = dataset.clips(split)
+        except KeyError as exc:
+            raise ValueError(f"{exc.args[0]}; pass them with --split") from None
         if not clips:
             raise ValueError(f"split {split!r} of {data} is empty; choose another --split")
         chosen[split] = clips[:max_clips] if max_clips else clips

@@ -151,8 +151,8 @@ def build_lexicon(n_words: int, out: Path = LEXICON_PATH) -> int:
     for line in dictionary.read_text(encoding="utf-8").splitlines():
         head, *raw = line.split()
         word = head.split("(")[0]
-        if not word.isalpha() or not raw:
-            continue  # abbreviations with apostrophes and dots are rare in speech captions
+        if not word.replace("'", "").isalpha() or word.startswith("'") or not raw:
+            continue  # abbreviations, numbers and clipped forms ('bout) read badly in captions
         phones = tuple(p.rstrip("012") for p in raw)
         if len(phones) > MAX_WORD_PHONES or any(p not in PHONE_ID or p == SILENCE for p in phones):
             continue

@@ -17,10 +17,14 @@ frame of reference) and return metres squared; `engine.eval` reports them in mm^
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.phonemes import BILABIALS
+
+if TYPE_CHECKING:
+    from engine.face.template import FaceTemplate
 
 DEFAULT_CLOSURE_THRESHOLD_M = 0.002  # inner lips closer than 2 mm count as closed
 
@@ -137,11 +141,16 @@ def bilabial_closures(
     vertices: np.ndarray,
     phones: Sequence,
     fps: float,
-    template: np.ndarray | None = None,
+    template: FaceTemplate | None = None,
     threshold: float = DEFAULT_CLOSURE_THRESHOLD_M,
     gap_fn: Callable[..., np.ndarray] | None = None,
 ) -> tuple[int, int]:
-    """(closed, total) over the p/b/m phones of a clip; the counts let callers pool many clips."""
+    """(closed, total) over the p/b/m phones of a clip; the counts let callers pool many clips.
+
+    `vertices` are absolute positions; `template` is the face whose inner-lip vertex pairs are
+    measured (engine.face.load_template() when None); `gap_fn(vertices, template)` defaults to
+    engine.face.arkit_basis.inner_lip_gap, the mean opening of those pairs.
+    """
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     vertices = np.asarray(vertices, dtype=np.float32)
@@ -150,9 +159,13 @@ def bilabial_closures(
     targets = [p for p in phones if p.phone in BILABIALS]
     if not targets:
         return 0, 0
+    if template is not None and not hasattr(template, "inner_lip_pairs"):
+        raise ValueError(
+            "template must be an engine.face.FaceTemplate (it names the inner-lip pairs), or None"
+        )
     if gap_fn is None:
         from engine.face.arkit_basis import inner_lip_gap as gap_fn
-    gap = np.asarray(gap_fn(vertices, template) if template is not None else gap_fn(vertices))
+    gap = np.asarray(gap_fn(vertices, template))
     closed = 0
     for phone in targets:
         frames = _phone_frames(phone.start, phone.end, fps, len(gap))
@@ -164,7 +177,7 @@ def bilabial_closure_rate(
     vertices: np.ndarray,
     phones: Sequence,
     fps: float,
-    template: np.ndarray | None = None,
+    template: FaceTemplate | None = None,
     threshold: float = DEFAULT_CLOSURE_THRESHOLD_M,
     gap_fn: Callable[..., np.ndarray] | None = None,
 ) -> float:

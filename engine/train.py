@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same data and epochs -> same losses")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--max-minutes", type=float, help="time budget; the schedules follow the budget")
-    parser.add_argument("--stop-after", type=int, help="end this session after N epochs (continue with --resume)")
+    parser.add_argument(
+        "--stop-after", type=int, help="end this session after N epochs (continue with --resume)"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads per process")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return parser

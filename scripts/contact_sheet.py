@@ -39,21 +39,59 @@ ZOOMS = {"face": (180, 210), "mouth": (200, 200), "eyes": (270, 150)}  # zoom ->
 # Speech and expression combinations the motion synthesis relies on (ARKit weights).
 COMBOS: tuple[tuple[str, dict[str, float]], ...] = (
     ("rest", {}),
-    ("p/b/m jaw.15+close", {"jawOpen": 0.15, "mouthClose": 0.15, "mouthPressLeft": 0.3, "mouthPressRight": 0.3}),
+    (
+        "p/b/m jaw.15+close",
+        {"jawOpen": 0.15, "mouthClose": 0.15, "mouthPressLeft": 0.3, "mouthPressRight": 0.3},
+    ),
     ("jawOpen .3", {"jawOpen": 0.3}),
     ("jaw .6 + close .6", {"jawOpen": 0.6, "mouthClose": 0.6}),
     ("f/v", {"jawOpen": 0.08, "mouthRollLower": 0.6, "mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3}),
     ("oo", {"jawOpen": 0.15, "mouthPucker": 0.7, "mouthFunnel": 0.3}),
     ("aa", {"jawOpen": 0.45, "mouthLowerDownLeft": 0.2, "mouthLowerDownRight": 0.2}),
-    ("ee", {"jawOpen": 0.1, "mouthStretchLeft": 0.4, "mouthStretchRight": 0.4, "mouthSmileLeft": 0.2,
-            "mouthSmileRight": 0.2}),
-    ("happy", {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5,
-               "eyeSquintLeft": 0.3, "eyeSquintRight": 0.3}),
+    (
+        "ee",
+        {
+            "jawOpen": 0.1,
+            "mouthStretchLeft": 0.4,
+            "mouthStretchRight": 0.4,
+            "mouthSmileLeft": 0.2,
+            "mouthSmileRight": 0.2,
+        },
+    ),
+    (
+        "happy",
+        {
+            "mouthSmileLeft": 0.8,
+            "mouthSmileRight": 0.8,
+            "cheekSquintLeft": 0.5,
+            "cheekSquintRight": 0.5,
+            "eyeSquintLeft": 0.3,
+            "eyeSquintRight": 0.3,
+        },
+    ),
     ("sad", {"mouthFrownLeft": 0.7, "mouthFrownRight": 0.7, "browInnerUp": 0.8, "mouthShrugLower": 0.3}),
-    ("angry", {"browDownLeft": 0.9, "browDownRight": 0.9, "noseSneerLeft": 0.4, "noseSneerRight": 0.4,
-               "mouthPressLeft": 0.5, "mouthPressRight": 0.5}),
-    ("surprised", {"browInnerUp": 0.9, "browOuterUpLeft": 0.9, "browOuterUpRight": 0.9, "eyeWideLeft": 0.8,
-                   "eyeWideRight": 0.8, "jawOpen": 0.35}),
+    (
+        "angry",
+        {
+            "browDownLeft": 0.9,
+            "browDownRight": 0.9,
+            "noseSneerLeft": 0.4,
+            "noseSneerRight": 0.4,
+            "mouthPressLeft": 0.5,
+            "mouthPressRight": 0.5,
+        },
+    ),
+    (
+        "surprised",
+        {
+            "browInnerUp": 0.9,
+            "browOuterUpLeft": 0.9,
+            "browOuterUpRight": 0.9,
+            "eyeWideLeft": 0.8,
+            "eyeWideRight": 0.8,
+            "jawOpen": 0.35,
+        },
+    ),
     ("blink both", {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}),
     ("blink .5", {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5}),
 )
@@ -86,7 +124,7 @@ def _framing(zoom: str) -> tuple[np.ndarray, float]:
         return part.mean(axis=0), 0.075
     if zoom == "eyes":
         part = v[np.concatenate([template.regions["eye_left"], template.regions["eye_right"]])]
-        return part.mean(axis=0) + np.array([0.0, 0.0, 0.004]), 0.06
+        return part.mean(axis=0) + np.array([0.0, 0.0, 0.006]), 0.065
     height = float(np.ptp(v[:, 2]))
     return v.mean(axis=0) - np.array([0.0, 0.0, 0.08 * height]), 1.25 * height
 
@@ -123,7 +161,9 @@ def _scene(tile: tuple[int, int], yaw_degrees: float, zoom: str):
     mesh.materials.append(eye)
     # the canonical mesh covers each eye opening with skin; paint those triangles dark so blinks read
     eye_opening = set(template.regions["eye_left"]) | set(template.regions["eye_right"])
-    eye_margin = eye_opening - set(template.regions["eyelid_upper_left"]) - set(template.regions["eyelid_upper_right"])
+    eye_margin = (
+        eye_opening - set(template.regions["eyelid_upper_left"]) - set(template.regions["eyelid_upper_right"])
+    )
     eye_margin |= set(lm.EYELID_UPPER_LEFT_0) | set(lm.EYELID_UPPER_RIGHT_0)
     eye_margin -= set(lm.EYELID_LOWER_LEFT_1) | set(lm.EYELID_LOWER_RIGHT_1)
     for polygon in mesh.polygons:
@@ -135,7 +175,7 @@ def _scene(tile: tuple[int, int], yaw_degrees: float, zoom: str):
     centre, frame = _framing(zoom)
     camera_data = bpy.data.cameras.new("camera")
     camera_data.type = "ORTHO"
-    camera_data.ortho_scale = frame
+    camera_data.ortho_scale = frame * max(tile) / tile[1]  # Blender scales the longer side
     camera = bpy.data.objects.new("camera", camera_data)
     yaw = math.radians(yaw_degrees)
     distance = 0.6
@@ -165,14 +205,25 @@ def _scene(tile: tuple[int, int], yaw_degrees: float, zoom: str):
 
 
 def render_sheet(
-    out: Path, poses: list[tuple[str, np.ndarray]], view: str = "front", zoom: str = "face", columns: int = 9
+    out: Path,
+    poses: list[tuple[str, np.ndarray]],
+    view: str = "front",
+    zoom: str = "face",
+    columns: int = 9,
+    highlights: list[np.ndarray] | None = None,
 ) -> Path:
-    """Render each ``(label, arkit_weights[52])`` pose as one tile of a grid PNG at ``out``."""
+    """Render each ``(label, arkit_weights[52])`` pose as one tile of a grid PNG at ``out``.
+
+    ``highlights`` (one vertex-index array per pose) paints those vertices red, to check regions.
+    """
     import bpy
 
     template = load_template()
     tile = ZOOMS[zoom]
     scene, mesh, label = _scene(tile, VIEWS[view], zoom)
+    if highlights is not None:
+        paint = mesh.color_attributes.new("highlight", "FLOAT_COLOR", "POINT")
+        scene.display.shading.color_type = "VERTEX"
     columns = min(columns, len(poses))
     rows = math.ceil(len(poses) / columns)
     width, height = tile
@@ -182,6 +233,10 @@ def render_sheet(
         for k, (name, weights) in enumerate(poses):
             coords = (template.vertices + apply_arkit(weights)).astype(np.float32)
             mesh.vertices.foreach_set("co", coords.ravel())
+            if highlights is not None:
+                colours = np.tile(np.array([0.80, 0.60, 0.50, 1.0], dtype=np.float32), (len(coords), 1))
+                colours[highlights[k]] = (0.9, 0.1, 0.1, 1.0)
+                paint.data.foreach_set("color", colours.ravel())
             mesh.update()
             label.body = name
             path = Path(tmp) / f"{k:02d}.png"
@@ -193,7 +248,9 @@ def render_sheet(
             bpy.data.images.remove(image)
             r, c = divmod(k, columns)
             # Blender stores image rows bottom-up; the sheet is assembled top-down then flipped once
-            sheet[r * height : (r + 1) * height, c * width : (c + 1) * width] = pixels.reshape(height, width, 4)[::-1]
+            sheet[r * height : (r + 1) * height, c * width : (c + 1) * width] = pixels.reshape(
+                height, width, 4
+            )[::-1]
     out.parent.mkdir(parents=True, exist_ok=True)
     result = bpy.data.images.new("sheet", width=sheet.shape[1], height=sheet.shape[0], alpha=False)
     result.pixels.foreach_set(sheet[::-1].ravel())
@@ -208,14 +265,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "rig_contact_sheet.png")
     parser.add_argument("--view", choices=sorted(VIEWS), default="front")
     parser.add_argument("--combos", action="store_true", help="render speech/expression combinations instead")
-    parser.add_argument("--zoom", choices=sorted(ZOOMS), default="face", help="frame the whole face or one part")
+    parser.add_argument("--regions", action="store_true", help="paint each template region on the rest face")
+    parser.add_argument("--columns", type=int, default=9, help="tiles per row (default 9)")
+    parser.add_argument("--shapes", help="comma-separated ARKit names to render (default: all 52)")
+    parser.add_argument(
+        "--zoom", choices=sorted(ZOOMS), default="face", help="frame the whole face or one part"
+    )
     parser.add_argument("--weight", type=float, default=1.0, help="weight of every shape (default 1)")
     args = parser.parse_args(argv)
     if not -2.0 <= args.weight <= 2.0:
         parser.error("--weight must be between -2 and 2")
     start = time.perf_counter()
     poses = combo_poses() if args.combos else shape_poses(args.weight)
-    path = render_sheet(args.out, poses, args.view, args.zoom)
+    if args.shapes:
+        wanted = [name.strip() for name in args.shapes.split(",") if name.strip()]
+        unknown = sorted(set(wanted) - set(ARKIT_NAMES))
+        if unknown:
+            parser.error(f"unknown ARKit names {unknown}; see engine.arkit.ARKIT_NAMES")
+        poses = [pose for pose in poses if pose[0] in ("rest", *wanted)]
+    highlights = None
+    if args.regions:
+        regions = load_template().regions
+        poses = [(name, _weights({})) for name in regions]
+        highlights = list(regions.values())
+    if args.columns < 1:
+        parser.error("--columns must be at least 1")
+    path = render_sheet(args.out, poses, args.view, args.zoom, args.columns, highlights)
     print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,10 @@ import pytest
 
 from engine.arkit import ARKIT_INDEX, ARKIT_NAMES, mirror_name
 from engine.face import landmarks as lm
+from engine.face import template as template_module
 from engine.face.arkit_basis import apply_arkit, arkit_basis, eyelid_gap, inner_lip_gap
 from engine.face.deform import adjacency
-from engine.face.extract import NPM_VERSION, extract
+from engine.face.extract import NPM_VERSION, ExtractError, extract, npm_pack
 from engine.face.template import load_template
 
 MM = 0.001
@@ -120,6 +122,13 @@ def test_regions_cover_the_contract():
     assert v[t.regions["jaw"], 2].max() < v[t.landmarks["nose_bottom"], 2]
 
 
+def test_missing_asset_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(template_module, "ASSET", tmp_path / "canonical_face.npz")
+    with pytest.raises(FileNotFoundError, match="engine.face.extract"):
+        template_module.load_template.__wrapped__()
+    assert load_template() is load_template()  # the cached template is untouched
+
+
 def test_inner_lip_pairs_face_each_other():
     t = load_template()
     v = t.vertices
@@ -209,11 +218,15 @@ def test_mouth_close_cancels_jaw_open():
         assert inner_lip_gap(pose(jawOpen=w)) > 1.5 * MM * w
         assert inner_lip_gap(pose(jawOpen=w, mouthClose=w)) < 0.3 * MM
     # bilabial recipe of the motion synthesis: modest jaw, lips sealed
-    assert inner_lip_gap(pose(jawOpen=0.15, mouthClose=0.15, mouthPressLeft=0.3, mouthPressRight=0.3)) < 0.3 * MM
+    assert (
+        inner_lip_gap(pose(jawOpen=0.15, mouthClose=0.15, mouthPressLeft=0.3, mouthPressRight=0.3)) < 0.3 * MM
+    )
     # mouthClose keeps the jaw where jawOpen put it
     t = load_template()
     chin = t.landmarks["chin"]
-    np.testing.assert_allclose(pose(jawOpen=0.5, mouthClose=0.5)[chin], pose(jawOpen=0.5)[chin], atol=0.5 * MM)
+    np.testing.assert_allclose(
+        pose(jawOpen=0.5, mouthClose=0.5)[chin], pose(jawOpen=0.5)[chin], atol=0.5 * MM
+    )
 
 
 def test_inner_lip_gap_batches_and_validates():
@@ -275,18 +288,22 @@ def test_shapes_move_the_expected_way():
 # --- extraction ---------------------------------------------------------------------------------
 
 
-def _tgz() -> Path:
+@pytest.fixture(scope="module")
+def mediapipe_tgz(tmp_path_factory) -> Path:
+    """The pinned npm tarball: a local copy if there is one, else `npm pack` (skip if offline)."""
     for path in TGZ_CANDIDATES:
         if path.is_file():
             return path
-    pytest.skip(
-        f"no @mediapipe/face_mesh@{NPM_VERSION} tarball at {', '.join(map(str, TGZ_CANDIDATES))}; "
-        f"run `npm pack @mediapipe/face_mesh@{NPM_VERSION}` into out/ to enable this test"
-    )
+    try:
+        return npm_pack(tmp_path_factory.mktemp("npm"))
+    except (ExtractError, OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(
+            f"@mediapipe/face_mesh@{NPM_VERSION} tarball not found locally and npm pack failed: {exc}"
+        )
 
 
-def test_extraction_round_trip_matches_shipped_asset():
-    mesh = extract(_tgz())
+def test_extraction_round_trip_matches_shipped_asset(mediapipe_tgz):
+    mesh = extract(mediapipe_tgz)
     t = load_template()
     np.testing.assert_array_equal(mesh["faces"], t.faces)
     np.testing.assert_allclose(mesh["vertices"], t.vertices, atol=1e-7)
@@ -295,19 +312,44 @@ def test_extraction_round_trip_matches_shipped_asset():
 
 
 def test_extraction_rejects_a_bad_tarball(tmp_path):
+    import io
     import tarfile
-
-    from engine.face.extract import ExtractError
 
     bogus = tmp_path / "bogus.tgz"
     with tarfile.open(bogus, "w:gz") as tar:
         info = tarfile.TarInfo("package/package.json")
         data = b'{"name": "@mediapipe/face_mesh", "version": "0.0.1"}'
         info.size = len(data)
-        import io
-
         tar.addfile(info, io.BytesIO(data))
     with pytest.raises(ExtractError, match="pinned"):
         extract(bogus)
     with pytest.raises(ExtractError, match="npm pack"):
         extract(tmp_path / "missing.tgz")
+
+
+# --- Blender contact sheet -------------------------------------------------------------------------
+
+
+@pytest.mark.blender
+def test_contact_sheet_renders_distinct_tiles(tmp_path):
+    pytest.importorskip("bpy")
+    import importlib.util
+
+    import bpy
+
+    spec = importlib.util.spec_from_file_location(
+        "contact_sheet", Path(__file__).resolve().parents[1] / "scripts" / "contact_sheet.py"
+    )
+    sheet_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sheet_module)
+    poses = [p for p in sheet_module.shape_poses() if p[0] in ("rest", "jawOpen")]
+    out = sheet_module.render_sheet(tmp_path / "sheet.png", poses, zoom="mouth", columns=2)
+    image = bpy.data.images.load(str(out))
+    width, height = image.size
+    pixels = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(height, width, 4)[..., :3]
+    rest, jaw = pixels[:, : width // 2], pixels[:, width // 2 :]
+    assert (width, height) == (2 * sheet_module.ZOOMS["mouth"][0], sheet_module.ZOOMS["mouth"][1])
+    assert rest.std() > 0.02  # something was drawn
+    assert np.abs(rest - jaw).mean() > 0.005  # the open jaw shows

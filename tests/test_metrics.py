@@ -112,3 +112,19 @@ def test_bilabial_closure_rate_by_hand():
     # a looser threshold counts the 1 cm gap as closed too
     assert bilabial_closure_rate(vertices, phones, fps, threshold=0.02, gap_fn=_gap_from_axis) == 1.0
     assert math.isnan(bilabial_closure_rate(vertices, phones[:3:2], fps, gap_fn=_gap_from_axis))
+
+
+def test_bilabial_closure_rate_on_the_template_face():
+    from engine.face import load_template
+
+    face = load_template()
+    upper, lower = face.inner_lip_pairs[:, 0], face.inner_lip_pairs[:, 1]
+    fps = 30.0
+    vertices = np.repeat(face.vertices[None], 30, axis=0).copy()
+    vertices[:, lower, 2] = vertices[:, upper, 2] - 0.008  # mouth open 8 mm in every frame
+    vertices[6:9, lower, 2] = vertices[6:9, upper, 2]  # lips meet in frames 6..8 only
+    phones = [Phone("P", 0.2, 0.3), Phone("AA", 0.3, 0.5), Phone("M", 0.5, 0.6)]  # frames 6-8 and 15-17
+    assert bilabial_closures(vertices, phones, fps) == (1, 2)
+    assert bilabial_closure_rate(vertices, phones, fps, template=face) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="FaceTemplate"):
+        bilabial_closure_rate(vertices, phones, fps, template=face.vertices)

@@ -227,7 +227,9 @@ def test_config_validation(tmp_path):
 
 def test_budget_mode_stops_on_time(tiny_data, tmp_path):
     result = _run(tiny_data, tmp_path / "budget", max_minutes=0.002)  # 0.12 s
-    records = [json.loads(line) for line in (tmp_path / "budget" / "train_log.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (tmp_path / "budget" / "train_log.jsonl").read_text().splitlines()
+    ]
     assert result["epochs"] and result["epochs"][-1]["elapsed_s"] < 30
     assert records[0]["max_minutes"] == 0.002
 

@@ -19,4 +19,6 @@ _DESCRIPTIONS = {
 
 
 def enum_items() -> list[tuple[str, str, str, int]]:
-    return [(name.upper(), name.capitalize(), _DESCRIPTIONS.get(name, ""), i) for i, name in enumerate(EMOTIONS)]
+    return [
+        (name.upper(), name.capitalize(), _DESCRIPTIONS.get(name, ""), i) for i, name in enumerate(EMOTIONS)
+    ]

@@ -72,14 +72,18 @@ class TakeRequest:
             if width % 2 or height % 2:
                 raise RequestError(f"resolution {width}x{height} must be even on both sides for H.264 video")
         if self.render_engine.upper() not in RENDER_ENGINES:
-            raise RequestError(f"render engine {self.render_engine!r} must be one of {', '.join(RENDER_ENGINES)}")
+            raise RequestError(
+                f"render engine {self.render_engine!r} must be one of {', '.join(RENDER_ENGINES)}"
+            )
         self.render_engine = self.render_engine.upper()
         if self.save is not None:
             _check_output(self.save, ".blend", "--save")
         if self.weights is not None:
             check_weights_path(self.weights)
         if self.object_name is None and not self.add_head:
-            raise RequestError("say which mesh to animate: --object NAME, or --add-head for the DualFace head")
+            raise RequestError(
+                "say which mesh to animate: --object NAME, or --add-head for the DualFace head"
+            )
         return self
 
     @classmethod
@@ -106,9 +110,9 @@ class TakeRequest:
 
 
 def check_audio_path(path: str | Path) -> Path:
-    path = Path(path)
-    if not str(path):
+    if not str(path).strip():
         raise RequestError("no audio file given; choose a wav, flac, ogg or mp3 recording")
+    path = Path(path)
     if path.suffix.lower() not in AUDIO_SUFFIXES:
         raise RequestError(
             f"unsupported audio type {path.suffix or '(no extension)'!r} for {path.name}; "

@@ -4,13 +4,18 @@ Normalisation uses fixed constants, never per-utterance statistics: the features
 depend on the rest of the recording, so a clip, a chunk of it and a live stream all encode alike.
 The log floor maps to exactly 0, so digital silence, batch padding and the encoder's zero padding
 are the same value.
+
+The computation is librosa's `feature.melspectrogram` (Hann window, centred frames with zero
+padding, Slaney mel scale and norm) written out in numpy: importing librosa costs seconds of
+start-up (it pulls in scipy.signal and numba), which the add-on and the CLI should not pay on every
+take. tests/test_features.py checks the result equals librosa's.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
-import librosa
 import numpy as np
 
 SAMPLE_RATE = 16000
@@ -35,9 +40,13 @@ def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     if audio.ndim == 2 and 1 in audio.shape:
         audio = audio.reshape(-1)
     if audio.ndim != 1:
-        raise ValueError(f"log_mel needs mono audio [n_samples], got shape {audio.shape}; mix channels down first")
+        raise ValueError(
+            f"log_mel needs mono audio [n_samples], got shape {audio.shape}; mix channels down first"
+        )
     if not np.issubdtype(audio.dtype, np.floating):
-        raise ValueError(f"log_mel needs float audio in [-1, 1], got {audio.dtype}; divide integer PCM by its range")
+        raise ValueError(
+            f"log_mel needs float audio in [-1, 1], got {audio.dtype}; divide integer PCM by its range"
+        )
     if audio.size == 0:
         raise ValueError("log_mel got empty audio; the recording has no samples")
     if not np.all(np.isfinite(audio)):
@@ -46,23 +55,59 @@ def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         raise ValueError(f"sample rate must be positive, got {sr}")
     audio = audio.astype(np.float32, copy=False)
     if sr != SAMPLE_RATE:
+        import librosa  # only here: resampling is the caller's job on the fast path (engine.audio.io)
+
         audio = librosa.resample(audio, orig_sr=sr, target_sr=SAMPLE_RATE)
-    mel = librosa.feature.melspectrogram(
-        y=audio,
-        sr=SAMPLE_RATE,
-        n_fft=N_FFT,
-        win_length=WIN_LENGTH,
-        hop_length=HOP_LENGTH,
-        window="hann",
-        center=True,
-        pad_mode="constant",
-        power=2.0,
-        n_mels=N_MELS,
-        fmin=F_MIN,
-        fmax=F_MAX,
-    )
+    mel = power_spectrogram(audio) @ mel_filterbank().T  # [Tm, 80]
     features = np.log(np.maximum(mel, LOG_FLOOR) / LOG_FLOOR) / LOG_SCALE
-    return np.ascontiguousarray(features.T, dtype=np.float32)
+    return np.ascontiguousarray(features, dtype=np.float32)
+
+
+def power_spectrogram(audio: np.ndarray) -> np.ndarray:
+    """|STFT|^2 [Tm, n_fft/2+1] with centred frames and zero padding (librosa.stft, center=True)."""
+    padded = np.pad(audio, N_FFT // 2)
+    n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(n_frames, N_FFT), strides=(padded.strides[0] * HOP_LENGTH, padded.strides[0])
+    )
+    spectrum = np.fft.rfft(frames * _window(), axis=1)
+    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    """Periodic Hann of WIN_LENGTH samples, zero-padded to N_FFT in the middle (as librosa does)."""
+    n = np.arange(WIN_LENGTH)
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / WIN_LENGTH)
+    left = (N_FFT - WIN_LENGTH) // 2
+    return np.pad(hann, (left, N_FFT - WIN_LENGTH - left)).astype(np.float32)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+@lru_cache(maxsize=1)
+def mel_filterbank() -> np.ndarray:
+    """[80, n_fft/2+1] triangular filters with Slaney area normalisation (librosa.filters.mel)."""
+    fft_freqs = np.linspace(0.0, SAMPLE_RATE / 2, 1 + N_FFT // 2)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 def n_mel_frames(n_samples: int) -> int:

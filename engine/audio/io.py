@@ -64,7 +64,7 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
                 "Use wav, flac, ogg or mp3."
             ) from None
         audio, rate = decoded
-    return audio, int(rate)
+    return audio.mean(axis=1, dtype=np.float64).astype(np.float32) if audio.shape[0] else audio[:, 0], int(rate)
 
 
 def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int] | None:
@@ -109,13 +109,13 @@ def _to_model_format(audio: np.ndarray, rate: int, target_sr: int) -> np.ndarray
             f"sample rate {rate} Hz is outside the supported {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz; "
             "resample the recording (for example to 16000 or 44100 Hz)"
         )
+    if audio.size == 0:
+        raise AudioError("the audio has no samples (zero length) -- check the recording")
     if audio.ndim == 2:
         channel_axis = 1 if audio.shape[1] <= audio.shape[0] else 0
         audio = audio.mean(axis=channel_axis, dtype=np.float64).astype(np.float32)
     elif audio.ndim != 1:
         raise AudioError(f"audio must be [samples] or [samples, channels]; got shape {audio.shape}")
-    if audio.size == 0:
-        raise AudioError("the audio has no samples (zero length) -- check the recording")
     if not np.all(np.isfinite(audio)):
         raise AudioError("the audio contains NaN or infinite samples -- the file or array is corrupt")
     if rate != target_sr:

@@ -296,6 +296,26 @@ GRAMMARS: dict[str, Grammar] = {
 _PANGRAM_PROBABILITY = 0.08
 
 
+def _phone_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# The phones each language's speech uses once eSpeak's symbols are mapped onto engine.phonemes.PHONES
+# (engine/data/tts/espeak_phones.py). The word lists are chosen so ~50 sentences cover every one.
+LANGUAGE_PHONES: dict[str, frozenset[str]] = {
+    "en": _phone_set(
+        "sil AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW B CH D DH F G HH JH K L M N NG P R S SH T TH "
+        "V W Y Z ZH"
+    ),
+    "es": _phone_set("sil AA EH EY IY OW UW B CH D DH F G JH K L M N P S T TH W Y RR X NY"),
+    "de": _phone_set(
+        "sil AA AH AO AW AY EH EY IH IY OW OY UH UW B D F G HH K L M N NG P S SH T V Y Z RR X UE"
+    ),
+    "fr": _phone_set("sil AA AH AO EH EY IY OW UW B D F G K L M N P S SH T V W Y Z ZH RR UE NY"),
+    "it": _phone_set("sil AA AH AO EH EY IH IY OW UH UW B CH D F G JH K L M N NG P S SH T V W Y Z RR NY"),
+}
+
+
 def _check_language(language: str) -> Grammar:
     if language not in GRAMMARS:
         raise ValueError(f"no sentence grammar for language {language!r}; choose one of: {', '.join(LANGUAGES)}")

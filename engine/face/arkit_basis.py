@@ -1,11 +1,11 @@
 """A procedural ARKit blendshape rig for the template face.
 
 Each of the 52 shapes is a smooth displacement field in metres at weight 1. A shape is written as
-a few anatomical handle moves (the lid margin closes onto the lower lid, the mouth corner pulls up
-and out, ...) and the rest of its area follows by bi-Laplacian smoothing over the mesh
-(`engine.face.deform`); the jaw is a rotation about the temporomandibular axis weighted by the
-template's smooth ``jaw_weight``. Only the subject's Left shapes are authored: every Right shape
-is the exact mirror, so the rig cannot be lopsided.
+a few anatomical handle moves (the lid margin closes onto the lower lid, the lip rows roll, ...)
+whose surroundings follow by bi-Laplacian smoothing over the mesh (`engine.face.deform`), or as a
+Gaussian falloff around a muscle's point of action (mouth corners, cheeks). The jaw rotates about
+a pivot low on the ramus, weighted by the template's smooth ``jaw_weight``. Only the subject's
+Left shapes are authored: every Right shape is the exact mirror, so the rig cannot be lopsided.
 
 Downstream contracts this rig keeps (tests check them):
 - zero weights = the template, whose lips are together (inner-lip gap 0);
@@ -26,7 +26,7 @@ from engine.face.deform import adjacency, grow, smooth_deform, uniform_laplacian
 from engine.face.template import JAW_PIVOT, FaceTemplate, jaw_follow_weight, load_template
 
 MM = 0.001
-JAW_OPEN_DEGREES = 22.0  # weight 1: about 22 mm mean (28 mm centre) between the inner lips
+JAW_OPEN_DEGREES = 22.0  # weight 1: inner lips 18 mm apart on average, 24 mm at the centre
 JAW_OPEN_GLIDE_MM = 8.0  # forward glide of the condyles that goes with a full opening
 LIPS_SEALED = 0.35  # jawOpen + mouthClose: the closed lips travel this fraction of the jaw's motion
 BLINK_MEET = 0.72  # closed lids meet this far down from the upper lid margin
@@ -63,20 +63,17 @@ class _Rig:
 
     def deform(
         self,
-        moves: dict[int, np.ndarray] | tuple[np.ndarray, np.ndarray],
+        moves: tuple[np.ndarray, np.ndarray],
         rings: int = 2,
         pinned: Iterable[int] = (),
         free_extra: Iterable[int] = (),
     ) -> np.ndarray:
-        """Smooth field through ``moves`` (index -> offset), fading out ``rings`` edges beyond them.
+        """Smooth field through ``moves`` (indices, offsets), fading out ``rings`` edges beyond them.
 
-        ``pinned`` vertices are held at zero (e.g. the other eye's lid, the far mouth corner).
+        ``pinned`` vertices are held at zero (e.g. the other eye's lid, the far mouth corner);
+        ``free_extra`` vertices may move even if they are not near a handle.
         """
-        if isinstance(moves, dict):
-            idx = np.fromiter(moves.keys(), dtype=np.int64)
-            off = np.array([moves[int(i)] for i in idx], dtype=np.float64).reshape(-1, 3)
-        else:
-            idx, off = np.asarray(moves[0], dtype=np.int64), np.asarray(moves[1], dtype=np.float64)
+        idx, off = np.asarray(moves[0], dtype=np.int64), np.asarray(moves[1], dtype=np.float64)
         pinned = np.setdiff1d(np.asarray(list(pinned), dtype=np.int64), idx)
         handles = np.concatenate([idx, pinned])
         offsets = np.concatenate([off, np.zeros((len(pinned), 3))])
@@ -86,15 +83,16 @@ class _Rig:
 
     # --- profiles ---------------------------------------------------------------------------
 
-    def gaussian(self, centre: np.ndarray, reach: float) -> np.ndarray:
+    def gaussian(self, centre: np.ndarray, reach: float | tuple[float, float]) -> np.ndarray:
         """Smooth 0..1 falloff around a point of the face seen from the front.
 
         Depth (y) is ignored, so a spot on the skin is named by its (x, z) alone; the template
-        is a single-layer mask, so each (x, z) names one spot.
+        is a single-layer mask, so each (x, z) names one spot. ``reach`` is one radius or an
+        (x, z) pair for an elliptical falloff.
         """
+        rx, rz = (reach, reach) if isinstance(reach, float) else reach
         delta = self.v - np.asarray(centre, dtype=np.float64)
-        delta[:, 1] = 0.0
-        return np.exp(-np.sum(delta**2, axis=1) / reach**2)
+        return np.exp(-((delta[:, 0] / rx) ** 2) - (delta[:, 2] / rz) ** 2)
 
     def left_weight(self, idx: np.ndarray, width: float = 0.008) -> np.ndarray:
         """Smooth 0..1 ramp across the midline; left + mirrored right sums to exactly 1."""
@@ -146,7 +144,9 @@ def _eye_blink(r: _Rig) -> np.ndarray:
     return r.deform(moves, rings=1)
 
 
-def _lid_move(r: _Rig, upper0: np.ndarray, upper1: np.ndarray, lower0: np.ndarray, lower1: np.ndarray, rings=1):
+def _lid_move(
+    r: _Rig, upper0: np.ndarray, upper1: np.ndarray, lower0: np.ndarray, lower1: np.ndarray, rings=1
+):
     """Lid-margin moves (offsets at the pupil, tapered to the corners) for the left eye."""
     rows = [
         (lm.EYELID_UPPER_LEFT_0, upper0),
@@ -230,7 +230,10 @@ def _cheek_nose_shapes(r: _Rig) -> dict[str, np.ndarray]:
     upper_lip_l = r.region("lip_upper_outer")
     lip_lift = (r.left_weight(upper_lip_l) * r.lip_taper(upper_lip_l, 0.3))[:, None] * _vec(z=1.2)
     out["noseSneerLeft"] = r.deform(
-        (np.concatenate([nose_side, upper_lip_l]), np.concatenate([lift * _vec(x=0.8, z=3.0, y=-0.3), lip_lift])),
+        (
+            np.concatenate([nose_side, upper_lip_l]),
+            np.concatenate([lift * _vec(x=0.8, z=3.0, y=-0.3), lip_lift]),
+        ),
         rings=2,
         pinned=_rows(lm.EYELID_LOWER_LEFT_0, lm.EYELID_UPPER_LEFT_0),
     )
@@ -271,28 +274,33 @@ def _jaw_shapes(r: _Rig) -> dict[str, np.ndarray]:
 
 
 def _round_lips(r: _Rig, squeeze: float, protrude: float, open_up: float, open_down: float) -> np.ndarray:
-    """Funnel/pucker: the mouth narrows toward the centre, pushes forward, and optionally opens."""
-    lips = r.region("lips")
-    x = r.x[lips]
-    off = np.zeros((len(lips), 3))
-    off[:, 0] = -x / r.mouth_half_width * squeeze * MM
-    off[:, 1] = -protrude * MM * r.lip_taper(lips, 0.45)
-    inner_up = np.isin(lips, r.region("lip_upper_inner"))
-    inner_dn = np.isin(lips, r.region("lip_lower_inner"))
-    outer_up = np.isin(lips, r.region("lip_upper_outer"))
-    outer_dn = np.isin(lips, r.region("lip_lower_outer"))
-    taper = r.lip_taper(lips)
-    off[inner_up, 2] += open_up * MM * taper[inner_up]
-    off[inner_dn, 2] -= open_down * MM * taper[inner_dn]
-    off[outer_up, 2] += 0.6 * open_up * MM * taper[outer_up]
-    off[outer_dn, 2] -= 0.6 * open_down * MM * taper[outer_dn]
-    free = set(lips.tolist())
-    # only the contours are handles; the lip body in between is solved, so the lips stay smooth
-    contour = np.isin(lips, np.concatenate([r.region(n) for n in ("lip_upper_inner", "lip_lower_inner",
-                                                               "lip_upper_outer", "lip_lower_outer")]))
-    contour |= np.isin(lips, _rows(lm.MOUTH_CORNER_LEFT, lm.MOUTH_CORNER_RIGHT))
-    body = r.deform((lips[contour], off[contour]), rings=3, free_extra=free)
-    return r.symmetric(body)
+    """Funnel/pucker: the mouth narrows toward the centre, pushes forward, and optionally opens (mm).
+
+    Narrowing and protrusion are broad smooth fields centred on the mouth (orbicularis oris
+    drags the surrounding skin along); the opening is a lip-local move of the inner contours.
+    """
+    centre = r.v[r.region("lips")].mean(axis=0)
+    half = r.mouth_half_width
+    around = r.gaussian(centre, (1.5 * half, 0.018))
+    field = np.zeros((r.n, 3))
+    field[:, 0] = -np.clip(r.x / half, -1.0, 1.0) * squeeze * MM * r.gaussian(centre, (2.0 * half, 0.02))
+    field[:, 1] = -protrude * MM * around
+    if open_up or open_down:
+        idx, off = [], []
+        for name, dz in (
+            ("lip_upper_inner", open_up),
+            ("lip_lower_inner", -open_down),
+            ("lip_upper_outer", 0.6 * open_up),
+            ("lip_lower_outer", -0.6 * open_down),
+        ):
+            rows = r.region(name)
+            idx.append(rows)
+            off.append(r.lip_taper(rows)[:, None] * _vec(z=dz))
+        corners = _rows(lm.MOUTH_CORNER_LEFT, lm.MOUTH_CORNER_RIGHT)
+        field += r.deform(
+            (np.concatenate(idx), np.concatenate(off)), rings=2, pinned=corners, free_extra=r.region("lips")
+        )
+    return r.symmetric(field)
 
 
 def _corner_pull(r: _Rig, offset: np.ndarray, reach: float = 0.013) -> np.ndarray:
@@ -305,11 +313,15 @@ def _corner_pull(r: _Rig, offset: np.ndarray, reach: float = 0.013) -> np.ndarra
     return np.exp(-((distance / reach) ** 2))[:, None] * offset[None, :]
 
 
-def _lip_half(r: _Rig, region: str, offset: np.ndarray, corner_keep: float = 0.2, rings: int = 2) -> np.ndarray:
+def _lip_half(
+    r: _Rig, region: str, offset: np.ndarray, corner_keep: float = 0.2, rings: int = 2
+) -> np.ndarray:
     """Move the left half of one lip by ``offset`` (tapering to the corner and across the midline)."""
     lip = r.region(region)
     w = r.left_weight(lip) * r.lip_taper(lip, corner_keep) ** 0.5
-    return r.deform((lip, w[:, None] * offset[None, :]), rings=rings, pinned=np.asarray(lm.MOUTH_CORNER_RIGHT))
+    return r.deform(
+        (lip, w[:, None] * offset[None, :]), rings=rings, pinned=np.asarray(lm.MOUTH_CORNER_RIGHT)
+    )
 
 
 def _roll(r: _Rig, outer: str, inner: str, lip: str, sign: float) -> np.ndarray:
@@ -333,8 +345,8 @@ def _roll(r: _Rig, outer: str, inner: str, lip: str, sign: float) -> np.ndarray:
 
 
 def _mouth_shapes(r: _Rig, jaw_open: np.ndarray) -> dict[str, np.ndarray]:
-    out = {"mouthFunnel": _round_lips(r, squeeze=7.0, protrude=6.0, open_up=2.5, open_down=3.5)}
-    out["mouthPucker"] = _round_lips(r, squeeze=9.0, protrude=8.0, open_up=0.0, open_down=0.0)
+    out = {"mouthFunnel": _round_lips(r, squeeze=8.0, protrude=4.5, open_up=2.5, open_down=3.5)}
+    out["mouthPucker"] = _round_lips(r, squeeze=12.0, protrude=6.0, open_up=0.0, open_down=0.0)
 
     lips = r.region("lips")
     out["mouthLeft"] = r.deform((lips, np.tile(_vec(x=5.0, y=0.5), (len(lips), 1))), rings=3)
@@ -387,7 +399,9 @@ def _mouth_shapes(r: _Rig, jaw_open: np.ndarray) -> dict[str, np.ndarray]:
     # the pressed lips widen a little toward the corner
     spread = r.left_weight(press_idx) * np.clip(r.x[press_idx] / r.mouth_half_width, 0.0, 1.0) ** 2
     press_off[:, 0] += spread * 1.0 * MM
-    out["mouthPressLeft"] = r.deform((press_idx, press_off), rings=2, pinned=np.asarray(lm.MOUTH_CORNER_RIGHT))
+    out["mouthPressLeft"] = r.deform(
+        (press_idx, press_off), rings=2, pinned=np.asarray(lm.MOUTH_CORNER_RIGHT)
+    )
 
     out["mouthLowerDownLeft"] = _lip_half(r, "lip_lower", _vec(z=-5.0, y=-0.5))
     out["mouthUpperUpLeft"] = _lip_half(r, "lip_upper", _vec(z=5.0, y=-1.0))
@@ -453,7 +467,9 @@ def inner_lip_gap(vertices: np.ndarray, template: FaceTemplate | None = None) ->
         v = v[None]
     t = template or load_template()
     if v.ndim != 3 or v.shape[1:] != (t.n_vertices, 3):
-        raise ValueError(f"vertices must be [T, {t.n_vertices}, 3] absolute positions, got {np.shape(vertices)}")
+        raise ValueError(
+            f"vertices must be [T, {t.n_vertices}, 3] absolute positions, got {np.shape(vertices)}"
+        )
     upper, lower = t.inner_lip_pairs[:, 0], t.inner_lip_pairs[:, 1]
     gap = np.clip(v[:, upper, 2] - v[:, lower, 2], 0.0, None).mean(axis=1)
     return gap[0] if single else gap

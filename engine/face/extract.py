@@ -77,7 +77,9 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     shift = 0
     while True:
         if pos >= len(buf):
-            raise ExtractError("truncated protobuf varint; the .data file is damaged -- re-download the package")
+            raise ExtractError(
+                "truncated protobuf varint; the .data file is damaged -- re-download the package"
+            )
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -86,13 +88,17 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def parse_fields(buf: bytes) -> list[tuple[int, int, object]]:
+Field = tuple[int, int, "int | bytes"]  # (field number, wire type, varint value or raw bytes)
+
+
+def parse_fields(buf: bytes) -> list[Field]:
     """Decode one protobuf message into ``(field_number, wire_type, value)`` triples in order."""
-    fields: list[tuple[int, int, object]] = []
+    fields: list[Field] = []
     pos = 0
     while pos < len(buf):
         key, pos = _read_varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, pos = _read_varint(buf, pos)
         elif wire == 1:
@@ -105,15 +111,17 @@ def parse_fields(buf: bytes) -> list[tuple[int, int, object]]:
         else:
             raise ExtractError(f"unsupported protobuf wire type {wire}; is this really a MediaPipe binarypb?")
         if pos > len(buf):
-            raise ExtractError("truncated protobuf message; the .data file is damaged -- re-download the package")
+            raise ExtractError(
+                "truncated protobuf message; the .data file is damaged -- re-download the package"
+            )
         fields.append((number, wire, value))
     return fields
 
 
-def _repeated_floats(fields: list[tuple[int, int, object]], number: int) -> list[float]:
+def _repeated_floats(fields: list[Field], number: int) -> list[float]:
     out: list[float] = []
     for n, wire, value in fields:
-        if n != number:
+        if n != number or not isinstance(value, bytes):
             continue
         if wire == 5:
             out.append(struct.unpack("<f", value)[0])
@@ -122,13 +130,13 @@ def _repeated_floats(fields: list[tuple[int, int, object]], number: int) -> list
     return out
 
 
-def _repeated_uints(fields: list[tuple[int, int, object]], number: int) -> list[int]:
+def _repeated_uints(fields: list[Field], number: int) -> list[int]:
     out: list[int] = []
     for n, wire, value in fields:
         if n != number:
             continue
-        if wire == 0:
-            out.append(int(value))
+        if isinstance(value, int):
+            out.append(value)
         elif wire == 2:  # packed varints
             pos = 0
             while pos < len(value):
@@ -144,7 +152,7 @@ def parse_canonical_mesh(blob: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarra
     decodes as a VERTEX_PT mesh with 468 vertices instead of trusting one number.
     """
     for _number, wire, value in parse_fields(blob):
-        if wire != 2:
+        if wire != 2 or not isinstance(value, bytes):
             continue
         try:
             sub = parse_fields(value)
@@ -256,7 +264,8 @@ def read_geometry_blob(tgz: Path) -> bytes:
             )
         loader = _member_bytes(tar, LOADER_FILE).decode("utf-8", "replace")
         match = re.search(
-            r'"filename":\s*"[^"]*' + re.escape(GEOMETRY_ENTRY) + r'",\s*"start":\s*(\d+),\s*"end":\s*(\d+)', loader
+            r'"filename":\s*"[^"]*' + re.escape(GEOMETRY_ENTRY) + r'",\s*"start":\s*(\d+),\s*"end":\s*(\d+)',
+            loader,
         )
         if match is None:
             raise ExtractError(f"{LOADER_FILE} does not list {GEOMETRY_ENTRY}; wrong package version?")
@@ -271,7 +280,9 @@ def npm_pack(dest: Path) -> Path:
     """Download the pinned package tarball with `npm pack` into ``dest``."""
     npm = shutil.which("npm")
     if npm is None:
-        raise ExtractError("npm is not installed; install Node.js or pass --npm-tgz PATH to a downloaded tarball")
+        raise ExtractError(
+            "npm is not installed; install Node.js or pass --npm-tgz PATH to a downloaded tarball"
+        )
     result = subprocess.run(
         [npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--pack-destination", str(dest)],
         capture_output=True,
@@ -302,13 +313,17 @@ def write_assets(mesh: dict[str, np.ndarray], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "canonical_face.npz"
     np.savez_compressed(path, **mesh)
-    (out_dir / "LICENSE-mediapipe.txt").write_text(LICENSE_TEXT.format(package=NPM_PACKAGE, version=NPM_VERSION))
+    (out_dir / "LICENSE-mediapipe.txt").write_text(
+        LICENSE_TEXT.format(package=NPM_PACKAGE, version=NPM_VERSION)
+    )
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--npm-tgz", type=Path, help=f"{NPM_PACKAGE}@{NPM_VERSION} tarball (default: npm pack)")
+    parser.add_argument(
+        "--npm-tgz", type=Path, help=f"{NPM_PACKAGE}@{NPM_VERSION} tarball (default: npm pack)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="asset folder (default: %(default)s)")
     args = parser.parse_args(argv)
     try:

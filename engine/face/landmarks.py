@@ -40,10 +40,12 @@ BROW_UPPER_RIGHT = (156, 70, 63, 105, 66, 107, 55, 193)
 BROW_LOWER_RIGHT = (35, 124, 46, 53, 52, 65)
 
 # Face outline, clockwise from the top of the forehead.
+# fmt: off
 FACE_OVAL = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )
+# fmt: on
 
 # Midline and other single points.
 NOSE_TIP = 1

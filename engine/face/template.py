@@ -126,9 +126,7 @@ def _regions(vertices: np.ndarray, faces: np.ndarray, mirror: np.ndarray) -> tup
     }
     for s in ("left", "right"):
         corners_eye = lm.EYE_CORNERS_LEFT if s == "left" else lm.EYE_CORNERS_RIGHT
-        regions[f"eye_{s}"] = (
-            regions[f"eyelid_upper_{s}"] | regions[f"eyelid_lower_{s}"] | set(corners_eye)
-        )
+        regions[f"eye_{s}"] = regions[f"eyelid_upper_{s}"] | regions[f"eyelid_lower_{s}"] | set(corners_eye)
 
     # Nose: between the alae, from below the nostrils up to the bridge between the eyes.
     ala_x = abs(vertices[lm.NOSE_ALA_LEFT, 0]) + 0.004
@@ -145,13 +143,13 @@ def _regions(vertices: np.ndarray, faces: np.ndarray, mirror: np.ndarray) -> tup
     regions["nose"] = nose
 
     brows = regions["brow_left"] | regions["brow_right"]
-    brow_top = max(z[i] for i in lm.BROW_UPPER_LEFT)
+    # Forehead: everything above the upper brow line (interpolated across x), plus the glabella.
+    brow_line = sorted((abs(x[i]), z[i]) for i in lm.BROW_UPPER_LEFT)
+    brow_x, brow_z = np.array(brow_line).T
+    above_brow = z > np.interp(np.abs(x), brow_x, brow_z) + 0.002
     glabella_z = vertices[lm.NOSE_BRIDGE, 2]
-    forehead = {
-        i
-        for i in range(len(vertices))
-        if z[i] > brow_top or (abs(x[i]) < inner_eye_x and z[i] > glabella_z + 0.004)
-    }
+    glabella = (np.abs(x) < inner_eye_x) & (z > glabella_z + 0.004)
+    forehead = set(np.nonzero(above_brow | glabella)[0].tolist())
     regions["forehead"] = forehead - brows
 
     eye_any = regions["eye_left"] | regions["eye_right"]
@@ -159,11 +157,16 @@ def _regions(vertices: np.ndarray, faces: np.ndarray, mirror: np.ndarray) -> tup
     cheek_top = min(z[i] for i in eye_ring)
     cheek_bottom = vertices[lm.MOUTH_CORNER_LEFT[0], 2] - 0.006
     oval_x = 0.85 * abs(vertices[454, 0])
-    cheeks = {
-        i
-        for i in range(len(vertices))
-        if cheek_bottom <= z[i] <= cheek_top + 0.004 and ala_x <= abs(x[i]) <= oval_x
-    } - nose - lips - eye_any
+    cheeks = (
+        {
+            i
+            for i in range(len(vertices))
+            if cheek_bottom <= z[i] <= cheek_top + 0.004 and ala_x <= abs(x[i]) <= oval_x
+        }
+        - nose
+        - lips
+        - eye_any
+    )
     regions["cheek_left"] = side(cheeks, True)
     regions["cheek_right"] = side(cheeks, False)
 
@@ -175,7 +178,10 @@ def _regions(vertices: np.ndarray, faces: np.ndarray, mirror: np.ndarray) -> tup
 
     nose_tip_z = vertices[lm.NOSE_TIP, 2]
     regions["upper_face"] = set(np.nonzero(z > nose_tip_z)[0].tolist())
-    regions["eyes_forehead"] = eye_any | brows | regions["forehead"]
+    # EVE mask: the whole band from the lower lids up, eyes, brows and forehead (not the nose)
+    lower_lid_z = min(z[i] for i in lm.EYELID_LOWER_LEFT_1)
+    band = set(np.nonzero(z >= lower_lid_z)[0].tolist()) - nose
+    regions["eyes_forehead"] = band | eye_any | brows | regions["forehead"]
     out = {name: np.asarray(sorted(idx), dtype=np.int64) for name, idx in regions.items()}
     return out, jaw_weight
 
@@ -193,7 +199,9 @@ def load_template() -> FaceTemplate:
         uvs = data["uvs"].astype(np.float32)
         mirror = data["mirror"].astype(np.int64)
     if vertices.shape != (N_VERTICES, 3):
-        raise ValueError(f"{ASSET} holds {vertices.shape} vertices, expected ({N_VERTICES}, 3); re-extract it")
+        raise ValueError(
+            f"{ASSET} holds {vertices.shape} vertices, expected ({N_VERTICES}, 3); re-extract it"
+        )
     regions, jaw_weight = _regions(vertices, faces, mirror)
     landmarks = {
         "nose_tip": lm.NOSE_TIP,
@@ -214,7 +222,9 @@ def load_template() -> FaceTemplate:
         "cheek_left": lm.CHEEK_LEFT,
         "cheek_right": lm.CHEEK_RIGHT,
     }
-    pairs = np.stack([np.asarray(lm.LIP_UPPER_INNER), np.asarray(lm.LIP_LOWER_INNER)], axis=1).astype(np.int64)
+    pairs = np.stack([np.asarray(lm.LIP_UPPER_INNER), np.asarray(lm.LIP_LOWER_INNER)], axis=1).astype(
+        np.int64
+    )
     for arr in (vertices, faces, uvs, mirror, jaw_weight, pairs, *regions.values()):
         arr.setflags(write=False)
     return FaceTemplate(

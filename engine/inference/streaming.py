@@ -2,9 +2,10 @@
 
 Latency comes from two places: the audio look-ahead a frame waits for, and compute. Offline, a frame
 attends audio up to `align_radius` frames ahead (133 ms at 30 fps) and the encoder sees 1.9 s of
-future; live, a frame is decoded once `lookahead_frames` of audio beyond it have arrived (default 2
-= 67 ms), the later audio keys it would have seen are masked, and the encoder features at the live
-edge are computed with the audio there is and refreshed on every push until each frame is decoded.
+future; live, a frame is decoded once `lookahead_frames` of audio beyond it have arrived (default 1
+= 33 ms at 30 fps), the later audio keys it would have seen are masked, and the encoder features at
+the live edge are computed with the audio there is (and `encoder_context_frames` of the past) and
+refreshed on every push until each frame is decoded.
 So the stream is an approximation of `Engine.animate`, close but not equal; `Stream.latencies`
 records per frame the audio it waited for plus the compute of the push that emitted it.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +32,6 @@ from engine.model.audio_encoder import ENCODER_RATE, SUBSAMPLING
 
 HOP = 160  # samples per log-mel frame (engine.audio.features)
 STFT_HALF = 256  # half the FFT window: a mel frame is exact once this much audio follows its centre
-ENCODER_HOP = HOP * SUBSAMPLING  # samples per encoder frame (640)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Stream:
         sample_rate: int,
         lookahead_frames: int,
         capacity_frames: int = 600,
+        encoder_context_frames: int = 24,
     ) -> None:
         self.engine = engine
         self.model = engine.model
@@ -76,7 +78,9 @@ class Stream:
         self._audio = np.zeros(0, dtype=np.float32)  # kept tail of the 16 kHz audio
         self._audio_origin = 0  # global sample index of self._audio[0]
         self._received = 0  # 16 kHz samples received so far
-        self._context_samples = (encoder_context(self.model) + 2) * ENCODER_HOP
+        self._mel = np.zeros((0, cfg.n_mels), dtype=np.float32)  # exact log-mel frames kept
+        self._mel_origin = 0  # global mel frame index of self._mel[0]
+        self.encoder_context = min(encoder_context(self.model), encoder_context_frames)
         self._next = 0  # next global frame to decode
         self._base = 0  # global frame index of state position 0
         self._finished = False
@@ -95,6 +99,8 @@ class Stream:
         valid = torch.zeros(1, self._capacity, dtype=torch.bool, device=self.device)
         with torch.inference_mode():
             self.state = self.model.start(feat, cond, style_t, valid)
+            # the masks may be broadcast views; the stream writes into them, so give them storage
+            self.state.decoder.cross = [(kv, mask.contiguous()) for kv, mask in self.state.decoder.cross]
             self._fill_condition(0, self._capacity)
 
     # ------------------------------------------------------------------------------------ public
@@ -115,6 +121,7 @@ class Stream:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         self._append(samples)
+        self._update_mel(final=False)
         ready = self._decodable_frames(final=False)
         return self._decode_until(ready, started, final=False)
 
@@ -125,6 +132,7 @@ class Stream:
         started = time.perf_counter()
         if self._resampler is not None:
             self._append(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        self._update_mel(final=True)
         frames = self._decode_until(self._decodable_frames(final=True), started, final=True)
         self._finished = True
         return frames
@@ -135,20 +143,35 @@ class Stream:
         self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
         self._received += samples.shape[0]
 
+    def _update_mel(self, final: bool) -> None:
+        """Extend the log-mel buffer by every frame that is now exact (its STFT window fully arrived);
+        at the end, also the last frames, zero-padded like the end of an offline clip."""
+        from engine.audio.features import log_mel, n_mel_frames
+
+        first = self._mel_origin + self._mel.shape[0]
+        end = n_mel_frames(self._received) if final else max(first, (self._received - STFT_HALF) // HOP + 1)
+        if end <= first or self._received == 0 or (not final and self._received < 2 * STFT_HALF):
+            return
+        start_sample = max(0, HOP * (first - 2))  # two hops before: covers the STFT half window
+        stop_sample = self._received if final else HOP * (end - 1) + STFT_HALF
+        segment = self._audio[start_sample - self._audio_origin : stop_sample - self._audio_origin]
+        skip = (HOP * first - start_sample) // HOP
+        with warnings.catch_warnings():  # a short final piece is zero-padded, as offline
+            warnings.filterwarnings("ignore", message="n_fft=.*too large")
+            mel = log_mel(segment)[skip : skip + end - first]
+        self._mel = np.concatenate([self._mel, mel.astype(np.float32, copy=False)])
+
     def _decodable_frames(self, final: bool) -> int:
         """One past the last frame whose audio (plus look-ahead) has arrived."""
         total = math.ceil(self._received / MODEL_SAMPLE_RATE * self.fps - 1e-9) if self._received else 0
         if final:
             return total
-        exact_mel = (self._received - STFT_HALF) // HOP  # last mel frame not touched by the edge padding
-        audio_time = max(0.0, exact_mel * HOP / MODEL_SAMPLE_RATE)
-        return max(0, min(total, math.floor(audio_time * self.fps) - self.lookahead + 1))
+        mel_time = (self._mel_origin + self._mel.shape[0] - 1) * HOP / MODEL_SAMPLE_RATE
+        return max(0, min(total, math.floor(mel_time * self.fps) - self.lookahead + 1))
 
     def _decode_until(self, end: int, started: float, final: bool) -> list[StreamFrame]:
         if end <= self._next:
             return []
-        from engine.audio.features import log_mel
-
         model = self.model
         frames: list[StreamFrame] = []
         with torch.inference_mode():
@@ -157,10 +180,9 @@ class Stream:
             last = end + self.radius if final else end - 1 + self.lookahead  # inclusive
             total = math.ceil(self._received / MODEL_SAMPLE_RATE * self.fps - 1e-9)
             last = min(last, total - 1)
-            enc_first = max(0, math.floor(first * ENCODER_RATE / self.fps) - encoder_context(model) - 1)
-            start_sample = enc_first * ENCODER_HOP
-            segment = self._audio[start_sample - self._audio_origin :]
-            mel = torch.from_numpy(log_mel(segment)).to(self.device, self.dtype)[None]
+            enc_first = max(0, math.floor(first * ENCODER_RATE / self.fps) - self.encoder_context)
+            mel_np = self._mel[SUBSAMPLING * enc_first - self._mel_origin :]
+            mel = torch.from_numpy(mel_np).to(self.device, self.dtype)[None]
             n_enc = -(-mel.shape[1] // SUBSAMPLING)
             enc = model.audio_encoder(mel, None, ENCODER_RATE, n_enc)[0]  # [n_enc, D] at 25 Hz
             frame_ids = torch.arange(first, last + 1, device=self.device, dtype=torch.float64)
@@ -190,19 +212,23 @@ class Stream:
         received_time = self._received / MODEL_SAMPLE_RATE
         for frame in frames:
             self.latencies.append(max(0.0, received_time - frame.time) + compute)
-        self._trim_audio()
+        self._trim()
         return frames
 
     def _write_features(self, first_global: int, features: torch.Tensor) -> None:
-        """Store audio keys/values of frames first_global.. in the decoder state's cross-attention."""
+        """Store audio keys/values of frames first_global.. in the decoder state's cross-attention.
+
+        Uses the layer's own `precompute` on the new features alone and copies the unpadded part into
+        the state's padded buffers (time is the second-to-last axis of the keys/values and the last
+        of the mask), so the stored values are exactly what `start` would have computed."""
         state = self.state.decoder
-        start = first_global - self._base
+        start = first_global - self._base + self.radius
         n = features.shape[0]
-        for layer, (k_pad, v_pad) in zip(self.model.decoder.layers, state.cross):
-            k, v = layer.cross_attn.keys_values(features[None])
-            k_pad[:, :, start + self.radius : start + self.radius + n] = k
-            v_pad[:, :, start + self.radius : start + self.radius + n] = v
-        state.cross_valid[:, start + self.radius : start + self.radius + n] = True
+        valid = torch.ones(1, n, dtype=torch.bool, device=self.device)
+        for layer, (kv_pad, mask_pad) in zip(self.model.decoder.layers, state.cross):
+            kv_new, mask_new = layer.cross_attn.precompute(features[None], valid)
+            kv_pad[..., start : start + n, :] = kv_new[..., self.radius : self.radius + n, :]
+            mask_pad[..., start : start + n] = mask_new[..., self.radius : self.radius + n]
 
     def _fill_condition(self, first_position: int, end_position: int) -> None:
         n = end_position - first_position
@@ -225,30 +251,33 @@ class Stream:
         return [*state.decoder.caches, *state.motion.caches]
 
     def _rebase(self) -> None:
-        """Shift every absolute frame index of the state back by `shift` (a multiple of every ring
-        window, so ring slots stay put and ALiBi distances, being differences, are unchanged)."""
+        """Shift every absolute frame index of the state back by `shift`, a multiple of every ring
+        window: ring slots (t mod W) and ALiBi distances (differences) are unchanged, and t stays
+        past the first window, so decoding continues exactly as without the shift."""
         shift = self._shift
         decoder, motion = self.state.decoder, self.state.motion
         decoder.t -= shift
         motion.t -= shift
-        for cache in self._caches_of(self.state):
-            cache.pos = torch.where(cache.pos >= 0, cache.pos - shift, cache.pos)
-        for k_pad, v_pad in decoder.cross:
-            k_pad[:, :, :-shift] = k_pad[:, :, shift:].clone()
-            v_pad[:, :, :-shift] = v_pad[:, :, shift:].clone()
-            k_pad[:, :, -shift:] = 0
-            v_pad[:, :, -shift:] = 0
-        decoder.cross_valid[:, :-shift] = decoder.cross_valid[:, shift:].clone()
-        decoder.cross_valid[:, -shift:] = False
+        blocked = torch.finfo(self.dtype).min
+        for kv_pad, mask_pad in decoder.cross:
+            kv_pad[..., :-shift, :] = kv_pad[..., shift:, :].clone()
+            kv_pad[..., -shift:, :] = 0
+            mask_pad[..., :-shift] = mask_pad[..., shift:].clone()
+            mask_pad[..., -shift:] = blocked
         decoder.condition[:, :-shift] = decoder.condition[:, shift:].clone()
         self._base += shift
         self._fill_condition(self._capacity - shift, self._capacity)
 
-    def _trim_audio(self) -> None:
-        """Keep only the audio the encoder may still need (its context before the next frame)."""
-        needed = max(0, int((self._next - self.radius) / self.fps * MODEL_SAMPLE_RATE) - self._context_samples)
-        needed -= needed % ENCODER_HOP
-        drop = needed - self._audio_origin
+    def _trim(self) -> None:
+        """Keep only what may still be needed: audio for the next mel frames, mel for the encoder."""
+        next_mel = self._mel_origin + self._mel.shape[0]
+        drop = max(0, HOP * (next_mel - 2)) - self._audio_origin
         if drop > 0:
             self._audio = self._audio[drop:]
             self._audio_origin += drop
+        first = max(0, self._next - self.radius)
+        enc_first = max(0, math.floor(first * ENCODER_RATE / self.fps) - self.encoder_context)
+        drop = SUBSAMPLING * enc_first - self._mel_origin
+        if drop > 0:
+            self._mel = self._mel[drop:]
+            self._mel_origin += drop

@@ -215,7 +215,9 @@ class FullTransformerLayer(nn.Module):
         n, p, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(n, p, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         # plain matmul-softmax: for a few dozen tokens it beats the fused kernel's set-up cost on CPU
-        weights = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)), dim=-1)
+        weights = torch.softmax(
+            torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)), dim=-1
+        )
         y = torch.matmul(weights, v)
         x = x + self.drop(self.out(y.transpose(1, 2).reshape(n, p, d)))
         return x + self.drop(self.ff(self.norm2(x)))

@@ -58,7 +58,9 @@ class AudioEncoder(nn.Module):
             nn.GELU(),
         )
         self.layers = nn.ModuleList(
-            LocalTransformerLayer(da, cfg.audio_heads, cfg.audio_window, cfg.audio_window, cfg.ff_mult, cfg.dropout)
+            LocalTransformerLayer(
+                da, cfg.audio_heads, cfg.audio_window, cfg.audio_window, cfg.ff_mult, cfg.dropout
+            )
             for _ in range(cfg.audio_layers)
         )
         self.norm = nn.LayerNorm(da)

@@ -85,7 +85,9 @@ def collate(examples: Sequence[Mapping]) -> dict:
             padded[i, : len(p)] = p
         batch["phones"] = torch.from_numpy(padded)
     if examples[0].get("template") is not None:
-        batch["template"] = torch.from_numpy(np.stack([np.asarray(e["template"], np.float32) for e in examples]))
+        batch["template"] = torch.from_numpy(
+            np.stack([np.asarray(e["template"], np.float32) for e in examples])
+        )
     return batch
 
 

@@ -89,9 +89,11 @@ class ModelConfig:
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
         for name in ("audio_dim", "patch_dim", "d_model"):
-            heads = {"audio_dim": self.audio_heads, "patch_dim": self.mesh_heads, "d_model": self.decoder_heads}[
-                name
-            ]
+            heads = {
+                "audio_dim": self.audio_heads,
+                "patch_dim": self.mesh_heads,
+                "d_model": self.decoder_heads,
+            }[name]
             if heads < 1 or getattr(self, name) % heads:
                 problems.append(f"{name}={getattr(self, name)} must be divisible by its head count {heads}")
         positive = (
@@ -100,8 +102,12 @@ class ModelConfig:
             "sampling_passes"
         ).split()
         problems += [f"{n} must be >= 1, got {getattr(self, n)}" for n in positive if getattr(self, n) < 1]
-        non_negative = "audio_layers mesh_layers motion_layers decoder_layers audio_window align_radius".split()
-        problems += [f"{n} must be >= 0, got {getattr(self, n)}" for n in non_negative if getattr(self, n) < 0]
+        non_negative = (
+            "audio_layers mesh_layers motion_layers decoder_layers audio_window align_radius".split()
+        )
+        problems += [
+            f"{n} must be >= 0, got {getattr(self, n)}" for n in non_negative if getattr(self, n) < 0
+        ]
         if self.mesh_patches > self.n_vertices:
             problems.append(f"mesh_patches={self.mesh_patches} exceeds n_vertices={self.n_vertices}")
         if not 0.0 <= self.dropout < 1.0:
@@ -109,7 +115,9 @@ class ModelConfig:
         if self.motion_scale <= 0 or self.infonce_temperature <= 0:
             problems.append("motion_scale and infonce_temperature must be > 0")
         if self.n_phones != len(VOCAB):
-            problems.append(f"n_phones must be len(engine.phonemes.VOCAB) = {len(VOCAB)}, got {self.n_phones}")
+            problems.append(
+                f"n_phones must be len(engine.phonemes.VOCAB) = {len(VOCAB)}, got {self.n_phones}"
+            )
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
 

@@ -20,7 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.model.attention import FeedForward, LocalSelfAttention, RingCache, alibi_slopes, banded_attention
+from engine.model.attention import (
+    FeedForward,
+    LocalSelfAttention,
+    RingCache,
+    alibi_slopes,
+    banded_attention,
+    ring_bias_table,
+    ring_step_index,
+)
 from engine.model.config import ModelConfig
 
 
@@ -47,18 +55,32 @@ class AlignedCrossAttention(nn.Module):
         y = banded_attention(q, k, v, self.radius, self.radius, self.slopes, key_valid)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
-    def step(self, x_t: Tensor, k_pad: Tensor, v_pad: Tensor, valid_pad: Tensor, t: int) -> Tensor:
-        """x_t [B,D]; k_pad/v_pad [B,H,T+2r,dh] padded by r on both sides, valid_pad [B,T+2r]."""
+    def precompute(self, memory: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """Audio keys/values [B,2,H,T+2r,dh] padded by r each side, and the additive bias [B,H,T+2r]
+        (0 for real audio frames, -inf-like for padding); `step` then only slices."""
+        r = self.radius
+        b, t, _ = memory.shape
+        kv = self.kv(memory).view(b, t, 2, self.heads, self.head_dim).permute(0, 2, 3, 1, 4)
+        kv = F.pad(kv, (0, 0, r, r))
+        blocked = ~F.pad(valid, (r, r), value=False)
+        mask = torch.zeros(b, t + 2 * r, dtype=memory.dtype, device=memory.device)
+        mask = mask.masked_fill(blocked, torch.finfo(memory.dtype).min)
+        return kv, mask[:, None, :].expand(-1, self.heads, -1)
+
+    def distance_bias(self, like: Tensor) -> Tensor:
+        """[H, 2r+1] ALiBi penalty of the aligned window (offsets -r .. r)."""
+        dist = (torch.arange(2 * self.radius + 1, device=like.device) - self.radius).abs().to(like.dtype)
+        return -self.slopes.to(like.dtype)[:, None] * dist[None, :]
+
+    def step(self, x_t: Tensor, kv_pad: Tensor, mask_pad: Tensor, dist_bias: Tensor, t: int) -> Tensor:
+        """x_t [B,D] at frame t; kv_pad/mask_pad from `precompute`, dist_bias from `distance_bias`."""
         b, d = x_t.shape
         span = 2 * self.radius + 1
         q = self.q(x_t).view(b, self.heads, 1, self.head_dim)
-        k = k_pad[:, :, t : t + span]
-        v = v_pad[:, :, t : t + span]
-        scores = torch.matmul(q, k.transpose(-1, -2)).squeeze(2) * (1.0 / math.sqrt(self.head_dim))
-        dist = (torch.arange(span, device=x_t.device) - self.radius).abs().to(scores.dtype)
-        scores = scores - self.slopes[None, :, None] * dist[None, None, :]
-        scores = scores.masked_fill(~valid_pad[:, None, t : t + span], torch.finfo(scores.dtype).min)
-        y = torch.matmul(torch.softmax(scores, dim=-1).unsqueeze(2), v).squeeze(2)
+        kv = kv_pad[:, :, :, t : t + span]  # [B,2,H,span,dh]
+        scores = torch.matmul(q, kv[:, 0].transpose(-1, -2)).squeeze(2) * (1.0 / math.sqrt(self.head_dim))
+        scores = scores + dist_bias + mask_pad[:, :, t : t + span]
+        y = torch.matmul(torch.softmax(scores, dim=-1).unsqueeze(2), kv[:, 1]).squeeze(2)
         return self.out(y.reshape(b, d))
 
 
@@ -87,8 +109,9 @@ class DecoderState:
     t: int
     n_frames: int
     condition: Tensor  # [B,T,D] emotion + style embedding per frame
-    cross: list[tuple[Tensor, Tensor]]  # per layer: padded audio keys/values [B,H,T+2r,dh]
-    cross_valid: Tensor  # [B,T+2r] bool
+    cross: list[tuple[Tensor, Tensor]]  # per layer: padded audio keys/values and validity bias
+    cross_bias: Tensor  # [H, 2r+1] distance penalty of the aligned window
+    self_bias: Tensor  # [2W,H,W] ring_bias_table of the self-attention caches
     caches: list[RingCache]
     previous: Tensor | None  # motion embedding of frame t-1 (None at t = 0)
 
@@ -142,19 +165,19 @@ class FaceDecoder(nn.Module):
 
     def start(self, audio_feat: Tensor, condition: Tensor, audio_valid: Tensor | None = None) -> DecoderState:
         b, t, _ = audio_feat.shape
-        r = self.cfg.align_radius
         if audio_valid is None:
             audio_valid = torch.ones(b, t, dtype=torch.bool, device=audio_feat.device)
-        cross = []
-        for layer in self.layers:
-            k, v = layer.cross_attn.keys_values(audio_feat)
-            cross.append((F.pad(k, (0, 0, r, r)), F.pad(v, (0, 0, r, r))))
+        first = self.layers[0]
+        window = self.cfg.decoder_window
         return DecoderState(
             t=0,
             n_frames=t,
             condition=condition,
-            cross=cross,
-            cross_valid=F.pad(audio_valid, (r, r), value=False),
+            cross=[layer.cross_attn.precompute(audio_feat, audio_valid) for layer in self.layers],
+            cross_bias=first.cross_attn.distance_bias(audio_feat) if self.layers else audio_feat.new_zeros(0),
+            self_bias=ring_bias_table(first.self_attn.slopes.to(audio_feat.dtype), window)
+            if self.layers
+            else audio_feat.new_zeros(0),
             caches=[layer.self_attn.new_cache(b, audio_feat) for layer in self.layers],
             previous=None,
         )
@@ -164,14 +187,14 @@ class FaceDecoder(nn.Module):
         t = state.t
         if t >= state.n_frames:
             raise RuntimeError(f"all {state.n_frames} frames are already decoded; start a new state")
-        b = state.condition.shape[0]
         if state.previous is None:
-            inp = self.start_token.to(state.condition.dtype).expand(b, -1)
+            inp = self.start_token.to(state.condition.dtype).expand(state.condition.shape[0], -1)
         else:
             inp = state.previous
         x = self.in_proj(inp) + state.condition[:, t]
-        for layer, cache, (k_pad, v_pad) in zip(self.layers, state.caches, state.cross):
-            x = x + layer.self_attn.step(layer.norm1(x), cache, t)
-            x = x + layer.cross_attn.step(layer.norm2(x), k_pad, v_pad, state.cross_valid, t)
+        self_bias = state.self_bias[ring_step_index(t, self.cfg.decoder_window)] if self.layers else None
+        for layer, cache, (kv_pad, mask_pad) in zip(self.layers, state.caches, state.cross):
+            x = x + layer.self_attn.step(layer.norm1(x), cache, t, self_bias)
+            x = x + layer.cross_attn.step(layer.norm2(x), kv_pad, mask_pad, state.cross_bias, t)
             x = x + layer.ff(layer.norm3(x))
         return self.heads(x)

@@ -83,7 +83,10 @@ class LipReadingHead(nn.Module):
         self.act = nn.GELU()
         self.out = nn.Linear(dim, n_phones)
 
-    def forward(self, motion_feat: Tensor) -> Tensor:
+    def forward(self, motion_feat: Tensor, frame_valid: Tensor | None = None) -> Tensor:
+        """frame_valid [B,T] zeroes padded frames first, so the convolution sees a clip's real end."""
+        if frame_valid is not None:
+            motion_feat = motion_feat * frame_valid[..., None].to(motion_feat.dtype)
         h = self.act(self.conv(motion_feat.transpose(1, 2)).transpose(1, 2))
         return torch.log_softmax(self.out(h), dim=-1)
 
@@ -103,7 +106,9 @@ class DualFace(nn.Module):
         self.audio_ctc_head = nn.Linear(cfg.d_model, cfg.n_phones)
         if cfg.mesh_attention:
             labels = patch_labels if patch_labels is not None else default_patch_labels(cfg, template)
-            self.motion_encoder: MeshAttentionEncoder | LinearMotionEncoder = MeshAttentionEncoder(cfg, labels)
+            self.motion_encoder: MeshAttentionEncoder | LinearMotionEncoder = MeshAttentionEncoder(
+                cfg, labels
+            )
         else:
             self.motion_encoder = LinearMotionEncoder(cfg)
         self.decoder = FaceDecoder(cfg)
@@ -160,6 +165,13 @@ class DualFace(nn.Module):
         mel_len = batch.get("mel_len")
         audio_feat = self.encode_audio(batch["mel"], fps, t, mel_len)
         audio_valid = self._audio_valid(mel_len, fps, t, b, offsets.device)
+        frame_valid = None
+        if batch.get("frame_len") is not None:  # as at inference, a clip has no audio frames past its end
+            frame_valid = (
+                torch.arange(t, device=offsets.device)[None, :]
+                < batch["frame_len"].to(offsets.device)[:, None]
+            )
+            audio_valid = audio_valid & frame_valid
         condition = self.decoder.condition(batch["cond"], batch["style"])
 
         gt = offsets * cfg.motion_scale
@@ -173,16 +185,18 @@ class DualFace(nn.Module):
                 if k > 0:
                     use_gt = torch.rand(b, t, 1, 1, device=gt.device) < tf_prob
                     inputs = self.motion_encoder(torch.where(use_gt, gt, pred.detach()))
-                pred, arkit = self.decoder(self.decoder.shift_inputs(inputs), condition, audio_feat, audio_valid)
+                pred, arkit = self.decoder(
+                    self.decoder.shift_inputs(inputs), condition, audio_feat, audio_valid
+                )
 
-        lip_pred = self.lip_head(self.motion_encoder(pred)) if cfg.dual_task else None
+        lip_pred = self.lip_head(self.motion_encoder(pred), frame_valid) if cfg.dual_task else None
         return {
             "pred_offsets": pred / cfg.motion_scale,
             "pred_arkit": arkit,
             "audio_feat": audio_feat,
             "motion_feat": motion_feat,
             "audio_ctc": self.audio_phoneme_logprobs(audio_feat),
-            "lip_ctc_gt": self.lip_head(motion_feat),
+            "lip_ctc_gt": self.lip_head(motion_feat, frame_valid),
             "lip_ctc_pred": lip_pred,
             "audio_proj": self.audio_proj(audio_feat) if cfg.consistency else None,
             "motion_proj": self.motion_proj(motion_feat) if cfg.consistency else None,

@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.model.attention import FullTransformerLayer, LocalTransformerLayer, RingCache
+from engine.model.attention import (
+    FullTransformerLayer,
+    LocalTransformerLayer,
+    RingCache,
+    ring_bias_table,
+    ring_step_index,
+)
 from engine.model.config import ModelConfig
 
 
@@ -85,8 +91,10 @@ def _patch_gather_index(labels: np.ndarray, n_patches: int) -> tuple[np.ndarray,
 class MotionEncoderState:
     """Per-clip cache of the temporal layers for incremental encoding."""
 
-    def __init__(self, caches: list[RingCache]) -> None:
+    def __init__(self, caches: list[RingCache], bias_table: Tensor | None = None, window: int = 1) -> None:
         self.caches = caches
+        self.bias_table = bias_table  # ring_bias_table shared by the temporal layers
+        self.window = window
         self.t = 0
 
 
@@ -109,7 +117,8 @@ class MeshAttentionEncoder(nn.Module):
         self.patch_weight = nn.Parameter(torch.randn(p, 3 * r, dp) / math.sqrt(3 * r))
         self.patch_embed = nn.Parameter(torch.randn(p, dp) * 0.02)
         self.space = nn.ModuleList(
-            FullTransformerLayer(dp, cfg.mesh_heads, cfg.mesh_ff_mult, cfg.dropout) for _ in range(cfg.mesh_layers)
+            FullTransformerLayer(dp, cfg.mesh_heads, cfg.mesh_ff_mult, cfg.dropout)
+            for _ in range(cfg.mesh_layers)
         )
         self.pool_norm = nn.LayerNorm(p * dp)
         self.pool = nn.Linear(p * dp, cfg.d_model)
@@ -143,13 +152,19 @@ class MeshAttentionEncoder(nn.Module):
         return self.norm(x)
 
     def start(self, batch: int, like: Tensor) -> MotionEncoderState:
-        return MotionEncoderState([layer.new_cache(batch, like) for layer in self.time])
+        if not len(self.time):
+            return MotionEncoderState([])
+        window = self.time[0].attn.left + 1
+        table = ring_bias_table(self.time[0].attn.slopes.to(like.dtype), window)
+        return MotionEncoderState([layer.new_cache(batch, like) for layer in self.time], table, window)
 
     def step(self, offsets_t: Tensor, state: MotionEncoderState) -> Tensor:
         """One new frame [B,V,3] -> its embedding [B,d_model], reusing cached history."""
         x = self.encode_frames(offsets_t)
-        for layer, cache in zip(self.time, state.caches):
-            x = layer.step(x, cache, state.t)
+        if state.bias_table is not None:
+            bias = state.bias_table[ring_step_index(state.t, state.window)]
+            for layer, cache in zip(self.time, state.caches):
+                x = layer.step(x, cache, state.t, bias)
         state.t += 1
         return self.norm(x)
 

@@ -27,13 +27,16 @@ from engine.retarget.mesh import SurfaceQuery, edges, vertex_normals
 
 LIP_NONE, LIP_UPPER, LIP_LOWER = 0, 1, 2
 FORMAT_VERSION = 1
+# Smoothing spreads a vertex over many template vertices; the few largest carry nearly all of the
+# weight, and a short row keeps applying a take a single cheap sparse product.
+MAX_WEIGHTS_PER_VERTEX = 4
 
 
 @dataclass(frozen=True)
 class TransferSettings:
     full_weight_distance: float = 0.004  # template metres: vertices this close move fully
     zero_weight_distance: float = 0.015  # ... and from this far on not at all
-    smooth_radius: float = 0.5  # in template edge lengths; 0 turns smoothing off
+    smooth_radius: float = 0.35  # in template edge lengths; 0 turns smoothing off
 
 
 @dataclass
@@ -69,7 +72,7 @@ class Correspondence:
         rot = (self.similarity.scale * self.similarity.rotation).astype(np.float32)
         frames = offsets.shape[0]
         # [468, T, 3] rotated into the user frame, then one sparse product for every frame at once.
-        moved = np.einsum("tvc,dc->vtd", offsets, rot, optimize=True).reshape(n_tpl, frames * 3)
+        moved = np.ascontiguousarray((offsets @ rot.T).transpose(1, 0, 2)).reshape(n_tpl, frames * 3)
         out = (self.matrix @ moved).reshape(self.n_vertices, frames, 3).transpose(1, 0, 2)
         return out[0] if single else out
 
@@ -202,6 +205,26 @@ def _smoothing(
     return k.tocsr()
 
 
+def _keep_largest(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """Each row's ``k`` largest entries, rescaled to the row's original sum."""
+    matrix.eliminate_zeros()
+    counts = np.diff(matrix.indptr)
+    if counts.max(initial=0) <= k:
+        return matrix
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((-matrix.data, rows))
+    rank = np.arange(len(order)) - matrix.indptr[rows[order]]
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[rank < k]] = True
+    total = np.bincount(rows, weights=matrix.data, minlength=matrix.shape[0])
+    pruned = sparse.csr_matrix(
+        (matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape
+    )
+    kept = np.asarray(pruned.sum(axis=1)).ravel()
+    scale = np.divide(total, kept, out=np.zeros_like(total), where=kept > 0)
+    return (sparse.diags(scale) @ pruned).tocsr()
+
+
 def dense_correspondence(
     user_points: np.ndarray,
     user_faces: np.ndarray,
@@ -228,7 +251,7 @@ def dense_correspondence(
         LIP_UPPER: ~is_lower[faces].any(axis=1),
         LIP_LOWER: ~is_upper[faces].any(axis=1),
     }
-    query = SurfaceQuery(fitted, faces)
+    query = SurfaceQuery(fitted, faces, k=8, by_centroid=True)
     tri = np.empty(len(user_points), dtype=np.int64)
     bary = np.empty((len(user_points), 3))
     dist = np.empty(len(user_points))
@@ -247,7 +270,6 @@ def dense_correspondence(
         edge_len = float(np.linalg.norm(fitted[e[:, 0]] - fitted[e[:, 1]], axis=1).mean())
         smooth = _smoothing(user_points, np.asarray(user_faces, dtype=np.int64), lip_class,
                             settings.smooth_radius * edge_len)
-        matrix = (smooth @ matrix).tocsr()
-        matrix.eliminate_zeros()
+        matrix = _keep_largest((smooth @ matrix).tocsr(), MAX_WEIGHTS_PER_VERTEX)
     matrix.data = matrix.data.astype(np.float32)
     return matrix, lip_class

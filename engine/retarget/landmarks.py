@@ -24,7 +24,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from engine.retarget.errors import RetargetError
-from engine.retarget.mesh import SurfaceQuery, boundary_edges, check_mesh
+from engine.retarget.mesh import SurfaceQuery, boundary_edges, check_mesh, edges
 
 # Landmarks the fit uses (template landmark names, plus the mouth centre between the inner lips).
 FIT_LANDMARKS: tuple[str, ...] = (
@@ -73,9 +73,9 @@ class HeadFrame:
         return np.stack([self.left, self.back, self.up], axis=1)
 
 
-def slice_points(vertices: np.ndarray, faces: np.ndarray, axis: int, value: float) -> np.ndarray:
-    """Points where mesh edges cross the plane ``coord[axis] == value`` [M,3]."""
-    e = np.unique(np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1), axis=0)
+def slice_points(vertices: np.ndarray, edge_list: np.ndarray, axis: int, value: float) -> np.ndarray:
+    """Points where mesh edges [E,2] cross the plane ``coord[axis] == value`` [M,3]."""
+    e = edge_list
     d0 = vertices[e[:, 0], axis] - value
     d1 = vertices[e[:, 1], axis] - value
     cross = d0 * d1 <= 0
@@ -120,11 +120,12 @@ def _template_profile() -> _TemplateProfile:
     marks = template_landmarks()
     # Reference point: the same "most forward midline point" the search finds on a user head (the
     # template's named nose tip sits a little lower).
-    z, y = front_profile(slice_points(v, f, 0, 0.0), 0.001)
+    e = edges(f)
+    z, y = front_profile(slice_points(v, e, 0, 0.0), 0.001)
     upper = z > v[:, 2].min() + 0.3 * np.ptp(v[:, 2])
     k = int(np.flatnonzero(upper)[np.argmin(y[upper])])
     nose = np.array([0.0, y[k], z[k]])
-    horizontal = slice_points(v, f, 2, nose[2])
+    horizontal = slice_points(v, e, 2, nose[2])
     return _TemplateProfile(
         dz=z - nose[2],
         dy=y - nose[1],
@@ -253,7 +254,8 @@ def find_landmarks(
         nose = canon[np.flatnonzero(band)[np.argmin(canon[band, 1])]]
 
     # 2. Scale from the midline profile.
-    horizontal = slice_points(canon, faces, 2, nose[2])
+    edge_list = edges(faces)
+    horizontal = slice_points(canon, edge_list, 2, nose[2])
     near = horizontal[horizontal[:, 1] < nose[1] + 2.0 * np.ptp(horizontal[:, 0])]
     guess = float(np.ptp(near[:, 0])) / tp.width_at_nose if len(near) else 1.0
     if not guess > 0:
@@ -261,7 +263,7 @@ def find_landmarks(
             "no face-like region found: the mesh has no width at nose height; "
             "check the head faces -y with z up, or pick landmarks by hand"
         )
-    midline = slice_points(canon, faces, 0, nose[0])
+    midline = slice_points(canon, edge_list, 0, nose[0])
     z_u, y_u = front_profile(midline, 0.001 * guess)
     if len(z_u) < 10:
         raise RetargetError(

@@ -72,18 +72,27 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
 
+def _edge_keys(faces: np.ndarray) -> tuple[np.ndarray, int]:
+    """Every triangle side as one int64 key ``i * n + j`` (i < j); 1-D keys sort far faster than rows."""
+    n = int(faces.max()) + 1
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    lo, hi = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
+    return lo * n + hi, n
+
+
 def edges(faces: np.ndarray) -> np.ndarray:
     """Unique undirected edges [E,2] (i < j)."""
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.sort(e, axis=1)
-    return np.unique(e, axis=0)
+    keys, n = _edge_keys(faces)
+    keys = np.unique(keys)
+    return np.stack([keys // n, keys % n], axis=1)
 
 
 def boundary_edges(faces: np.ndarray) -> np.ndarray:
     """Edges used by exactly one triangle [B,2]: the rims of holes (eye sockets, an open mouth)."""
-    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    uniq, counts = np.unique(e, axis=0, return_counts=True)
-    return uniq[counts == 1]
+    keys, n = _edge_keys(faces)
+    keys, counts = np.unique(keys, return_counts=True)
+    keys = keys[counts == 1]
+    return np.stack([keys // n, keys % n], axis=1)
 
 
 def adjacency_matrix(n_vertices: int, edge_list: np.ndarray) -> sparse.csr_matrix:
@@ -157,14 +166,22 @@ class SurfaceQuery:
     point-triangle test picks the best; exact for any reasonable mesh, and vectorised.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, k: int = 8) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, k: int = 8, by_centroid: bool = False) -> None:
+        """``by_centroid``: candidates are the ``k`` triangles with the nearest centroids instead of
+        the triangles around the ``k`` nearest vertices; fewer pairs, for fairly regular meshes
+        such as the template queried by a dense head."""
         self.vertices = np.asarray(vertices, dtype=np.float64)
         self.faces = np.asarray(faces, dtype=np.int64)
-        used = np.unique(self.faces)
-        self._used = used
-        self._tree = cKDTree(self.vertices[used])
-        self._vf = vertex_faces(self.faces, len(self.vertices))
-        self.k = int(min(k, len(used)))
+        self.by_centroid = by_centroid
+        if by_centroid:
+            self._tree = cKDTree(self.vertices[self.faces].mean(axis=1))
+            self.k = int(min(k, len(self.faces)))
+        else:
+            used = np.unique(self.faces)
+            self._used = used
+            self._tree = cKDTree(self.vertices[used])
+            self._vf = vertex_faces(self.faces, len(self.vertices))
+            self.k = int(min(k, len(used)))
 
     def query(
         self, points: np.ndarray, allowed: np.ndarray | None = None, chunk: int = 20000
@@ -186,37 +203,39 @@ class SurfaceQuery:
 
     def _query_chunk(self, points: np.ndarray, allowed: np.ndarray | None):
         _, nearest = self._tree.query(points, k=self.k)
-        nearest = self._used[np.atleast_2d(nearest).reshape(len(points), -1)]
-        # Candidate (point, triangle) pairs from the incidence rows of the nearest vertices.
-        sub = self._vf[nearest.reshape(-1)]
-        point_of_row = np.repeat(np.arange(len(points)), nearest.shape[1])
-        pair_point = np.repeat(point_of_row, np.diff(sub.indptr))
-        pair_tri = sub.indices.astype(np.int64)
+        nearest = np.atleast_2d(nearest).reshape(len(points), -1)
+        if self.by_centroid:
+            pair_point = np.repeat(np.arange(len(points)), nearest.shape[1])
+            pair_tri = nearest.reshape(-1).astype(np.int64)
+        else:
+            # Candidate (point, triangle) pairs from the incidence rows of the nearest vertices.
+            sub = self._vf[self._used[nearest].reshape(-1)]
+            point_of_row = np.repeat(np.arange(len(points)), nearest.shape[1])
+            pair_point = np.repeat(point_of_row, np.diff(sub.indptr))
+            pair_tri = sub.indices.astype(np.int64)
         if allowed is not None:
             keep = allowed[pair_tri]
             pair_point, pair_tri = pair_point[keep], pair_tri[keep]
-        # De-duplicate pairs (a triangle appears once per nearby corner).
-        key = pair_point * len(self.faces) + pair_tri
-        key = np.unique(key)
-        pair_point, pair_tri = key // len(self.faces), key % len(self.faces)
         tri_v = self.faces[pair_tri]
         a, b, c = (self.vertices[tri_v[:, i]] for i in range(3))
         p = points[pair_point]
         bary = closest_on_triangles(p, a, b, c)
         closest = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c
-        dist = np.linalg.norm(p - closest, axis=1)
-        # Best pair per point.
-        order = np.lexsort((dist, pair_point))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = pair_point[order][1:] != pair_point[order][:-1]
-        best = order[first]
-        found = pair_point[best]
+        dist = np.einsum("ij,ij->i", p - closest, p - closest)
+        # Pairs are grouped by point (in order): the best pair per group via reduceat.
         tri = np.full(len(points), -1, dtype=np.int64)
         out_bary = np.zeros((len(points), 3))
         out_dist = np.full(len(points), np.inf)
-        tri[found] = pair_tri[best]
-        out_bary[found] = bary[best]
-        out_dist[found] = dist[best]
+        if len(pair_point):
+            starts = np.flatnonzero(np.r_[True, pair_point[1:] != pair_point[:-1]])
+            found = pair_point[starts]
+            best_d = np.minimum.reduceat(dist, starts)
+            is_best = dist <= best_d[np.searchsorted(found, pair_point)]
+            positions = np.where(is_best, np.arange(len(dist)), len(dist))
+            best = np.minimum.reduceat(positions, starts)
+            tri[found] = pair_tri[best]
+            out_bary[found] = bary[best]
+            out_dist[found] = np.sqrt(dist[best])
         missing = tri < 0
         if missing.any():
             tri[missing], out_bary[missing], out_dist[missing] = self._brute(points[missing], allowed)

@@ -79,6 +79,12 @@ def build_model(config: TrainConfig, n_vertices: int):
     return DualFace(ModelConfig.from_dict(model_settings(config, n_vertices)))
 
 
+def _has_unused_parameters(config: TrainConfig, clips: list[Clip]) -> bool:
+    """Heads without a loss (ablated terms, labels the data lacks) get no gradient; DDP must know."""
+    ablated = not (config.dual_task and config.consistency and config.emotion)
+    return ablated or any(c.phones is None or c.arkit is None for c in clips)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices only: decaying biases and norm gains just fights the normalisation."""
     decay, keep = [], []
@@ -227,7 +233,17 @@ def train(
     ctx = init_distributed(device)
     try:
         return _train(
-            data, config, out, ctx, resume, seed, max_minutes, progress, stop_after, dual_losses, save_checkpoint
+            data,
+            config,
+            out,
+            ctx,
+            resume,
+            seed,
+            max_minutes,
+            progress,
+            stop_after,
+            dual_losses,
+            save_checkpoint,
         )
     finally:
         shutdown(ctx)
@@ -275,7 +291,7 @@ def _train(
         net = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=True,
+            find_unused_parameters=_has_unused_parameters(config, train_clips),
         )
 
     crop = config.crop_seconds if config.crop_seconds > 0 else None
@@ -425,11 +441,20 @@ def _train(
         }
         history.append(record)
         if ctx.is_main:
-            save_checkpoint(model, out / LAST_WEIGHTS)
             val_total = val_losses.get("total", train_losses.get("total", math.inf))
+            about = {
+                "run": config.name,
+                "epoch": epoch,
+                "step": step,
+                "seed": seed,
+                "data": str(data),
+                "train_total": train_losses.get("total"),
+                "val_total": val_losses.get("total"),
+            }
+            save_checkpoint(model, out / LAST_WEIGHTS, extra_meta=about)
             if val_total < best_val:
                 best_val = val_total
-                save_checkpoint(model, out / BEST_WEIGHTS)
+                save_checkpoint(model, out / BEST_WEIGHTS, extra_meta=about)
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),

@@ -70,12 +70,13 @@ _ES: dict[str, str | Mapping] = {
 _DE: dict[str, str | Mapping] = {
     "3": "AH", "C": "X", "R": "RR", "r": "RR", "E:": "EH", "e:": "EY", "i:": "IY", "o:": "OW",
     "u:": "UW", "A:": "AA", "W": "UE", "Y": "UE", "Y:": "UE", "y:": "UE", "OY": "OY", "aI": "AY",
-    "aU": "AW", "E2": "EH", "@2": "AH", "I2": "IH", "l#": "L",
+    "aU": "AW", "E2": "EH", "@2": "AH", "I2": "IH", "l#": "L", "A~": "AA", "A": "AA",
+    "UR": (("UH", 0.6), ("AH", 0.4)),
 }  # fmt: skip
 
 _FR: dict[str, str | Mapping] = {
     "r": "RR", "R": "RR", "A~": "AA", "E~": "EH", "O~": "AO", "W": "UE", "W~": "UE", "Y": "UE",
-    "a-": "AA", "e-": "EY", "e": "EY", "H": "W", "A": "AA", "o-": "OW", "i-": "IY", "y-": "UE",
+    "a-": "AA", "e-": "EY", "e": "EY", "H": "W", "A": "AA", "o-": "OW", "i-": "IY", "y-": "UE", "z2": "Z",
 }  # fmt: skip
 
 _IT: dict[str, str | Mapping] = {
@@ -120,6 +121,8 @@ def lookup(symbol: str, language: str) -> Mapping | None:
         return _SPLITS_COMMON[symbol]
     if symbol in _COMMON:
         return _as_mapping(_COMMON[symbol])
+    if symbol in _EN:  # eSpeak borrows English phonemes for loanwords ("Team", "Show") in other languages
+        return _as_mapping(_EN[symbol])
     return None
 
 
