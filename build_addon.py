@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import importlib.util
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -103,27 +105,31 @@ def build(out_dir: Path, weights: Path | None) -> Path:
             info.compress_type = zipfile.ZIP_STORED  # float weights do not compress
             info.external_attr = 0o644 << 16
             archive.writestr(info, weights.read_bytes())
+            sidecar = weights.with_suffix(".json")  # engine.weights' integrity side-car
+            if sidecar.is_file():
+                _write(archive, "weights/dualface.json", sidecar.read_bytes())
     partial.replace(target)
     wheel.unlink()
     return target
 
 
-def validator_path() -> Path:
-    import bpy  # noqa: F401 - only to locate the wheel's scripts; nothing is run in it
-
-    from bpy import utils
-
-    scripts = Path(utils.resource_path("LOCAL")) / "scripts"
-    return scripts / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+def validator_command(archive: Path) -> list[str]:
+    """Blender's own `extension validate`: from the bpy module's scripts when installed (no bpy
+    import needed), else a `blender` executable on PATH."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            found = sorted(Path(root).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+            if found:
+                return [sys.executable, str(found[-1]), "validate", str(archive)]
+    blender = shutil.which("blender")
+    if blender:
+        return [blender, "--factory-startup", "--command", "extension", "validate", str(archive)]
+    raise BuildError("cannot validate: install the bpy module (pip install bpy) or put `blender` on PATH")
 
 
 def validate(archive: Path) -> None:
-    checker = validator_path()
-    if not checker.is_file():
-        raise BuildError(f"Blender's extension validator not found at {checker}")
-    result = subprocess.run(
-        [sys.executable, str(checker), "validate", str(archive)], capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run(validator_command(archive), capture_output=True, text=True, timeout=300)
     output = (result.stdout + result.stderr).strip()
     if result.returncode != 0 or "error" in output.lower():
         raise BuildError(f"Blender's validator rejected {archive.name}:\n{output}")

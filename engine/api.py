@@ -227,7 +227,9 @@ class Engine:
         `flush()` at the end. See engine.inference.streaming for the latency trade-off."""
         from engine.inference.streaming import Stream
 
-        return Stream(self, check_fps(fps), emotion, intensity, style_vector(style), sample_rate, lookahead_frames)
+        return Stream(
+            self, check_fps(fps), emotion, intensity, style_vector(style), sample_rate, lookahead_frames
+        )
 
     # ------------------------------------------------------------------------------------------ internals
 
@@ -236,7 +238,8 @@ class Engine:
         if "audio" not in item:
             raise ValueError("each batch item needs 'audio' (a path or an array)")
         unknown = sorted(
-            set(item) - {"audio", "sample_rate", "fps", "emotion", "intensity", "style", "captions", "language"}
+            set(item)
+            - {"audio", "sample_rate", "fps", "emotion", "intensity", "style", "captions", "language"}
         )
         if unknown:
             raise ValueError(f"unknown animate argument(s) {unknown}")
@@ -270,7 +273,9 @@ class Engine:
             style=torch.from_numpy(job["style"]).to(self.device, self.dtype),
         )
 
-    def _finish(self, job, clip: ClipInput, offsets: np.ndarray, arkit: np.ndarray, motion: np.ndarray) -> Animation:
+    def _finish(
+        self, job, clip: ClipInput, offsets: np.ndarray, arkit: np.ndarray, motion: np.ndarray
+    ) -> Animation:
         from engine.captions import build_captions, ctc_greedy_phones
 
         fps = job["fps"]

@@ -42,6 +42,8 @@ _VENDOR_ALIASES: dict[str, tuple[str, ...]] = {
     "mouthUpperUpRight": ("Mouth_Up_Upper_R",),
     "browDownLeft": ("Brow_Drop_L",),
     "browDownRight": ("Brow_Drop_R",),
+    "browOuterUpLeft": ("Brow_Raise_Outer_L",),
+    "browOuterUpRight": ("Brow_Raise_Outer_R",),
     "cheekSquintLeft": ("Cheek_Raise_L",),
     "cheekSquintRight": ("Cheek_Raise_R",),
     "tongueOut": ("Tongue_Out", "V_Tongue_Out"),

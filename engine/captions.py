@@ -132,7 +132,9 @@ def sync_score(lip: Sequence[TimedPhone], audio: Sequence[TimedPhone]) -> float:
     cost[0, :] = np.arange(m + 1)
     for i in range(1, n + 1):
         for j in range(1, m + 1):
-            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (va[i - 1] != vb[j - 1]))
+            cost[i, j] = min(
+                cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (va[i - 1] != vb[j - 1])
+            )
     credit = 0.0
     i, j = n, m
     while i > 0 and j > 0:

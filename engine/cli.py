@@ -71,7 +71,11 @@ def _options_from(source: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
     options = dict(defaults)
     for key in ("fps", "emotion", "intensity", "style", "language"):
         if key in source:
-            options[key] = parse_emotion(source[key]) if key == "emotion" and isinstance(source[key], str) else source[key]
+            options[key] = (
+                parse_emotion(source[key])
+                if key == "emotion" and isinstance(source[key], str)
+                else source[key]
+            )
     try:
         return parse_animate_options(options)
     except ValueError as error:
@@ -151,7 +155,7 @@ def _read_batch(path: Path) -> list[dict[str, Any]]:
         if isinstance(data, dict):
             data = data.get("jobs")
         if not isinstance(data, list):
-            raise UsageError(f"batch file {path} must hold a list of jobs (or {{\"jobs\": [...]}})")
+            raise UsageError(f'batch file {path} must hold a list of jobs (or {{"jobs": [...]}})')
         return [{"audio": item} if isinstance(item, str) else item for item in data]
     lines = [line.strip() for line in text.splitlines()]
     entries = [{"audio": line} for line in lines if line and not line.startswith("#")]
@@ -218,7 +222,9 @@ def run_animate(args: argparse.Namespace) -> int:
         try:
             animation = engine.animate(str(job.audio), progress=progress, **job.options)
             written = _write_outputs(animation, job)
-        except (AudioError, ValueError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - one failed take must not stop the batch
+            if not isinstance(error, (AudioError, ValueError, OSError)):
+                error = RuntimeError(f"{type(error).__name__}: {error}")
             summary.append({"audio": str(job.audio), "ok": False, "error": str(error)})
             if not args.quiet:
                 tqdm.write(f"FAILED {job.audio}: {error}", file=sys.stderr)
@@ -235,7 +241,9 @@ def run_animate(args: argparse.Namespace) -> int:
                 "duration_s": round(animation.duration, 3),
                 "seconds": round(seconds, 3),
                 "captions": len(animation.captions),
-                "mean_sync": round(sum(c.sync for c in animation.captions) / max(1, len(animation.captions)), 3),
+                "mean_sync": round(
+                    sum(c.sync for c in animation.captions) / max(1, len(animation.captions)), 3
+                ),
             }
         )
     failed = [s for s in summary if not s["ok"]]
@@ -256,20 +264,26 @@ def run_animate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="DualFace: voice to facial animation.")
+    parser = argparse.ArgumentParser(
+        prog="python -m engine", description="DualFace: voice to facial animation."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     animate = commands.add_parser("animate", help="animate audio files into .npz takes (+ captions)")
     animate.add_argument("input", nargs="?", type=Path, help="audio file (wav, flac, ogg, mp3)")
     animate.add_argument("-o", "--output", type=Path, help="output .npz (default: next to the input)")
     animate.add_argument("--batch", type=Path, help="text file of audio paths, or JSON list of jobs")
-    animate.add_argument("--out-dir", type=Path, help="folder for batch outputs (default: next to each input)")
+    animate.add_argument(
+        "--out-dir", type=Path, help="folder for batch outputs (default: next to each input)"
+    )
     animate.add_argument(
         "--emotion", help="emotion name, or a schedule 'time:emotion[:intensity],...', or a .json schedule"
     )
     animate.add_argument("--intensity", type=float, default=1.0, help="emotion intensity 0..1 (default 1)")
-    animate.add_argument("--style", help='speaker style as JSON, e.g. \'{"articulation": 1.2}\'')
-    animate.add_argument("--fps", type=float, default=30.0, help="frame rate: 24, 25, 30, 50 or 60 (default 30)")
+    animate.add_argument("--style", help="speaker style as JSON, e.g. '{\"articulation\": 1.2}'")
+    animate.add_argument(
+        "--fps", type=float, default=30.0, help="frame rate: 24, 25, 30, 50 or 60 (default 30)"
+    )
     animate.add_argument("--captions", help="caption formats to write next to each output: srt,vtt,json")
     animate.add_argument("--srt", type=Path, help="write captions as SubRip to this path")
     animate.add_argument("--vtt", type=Path, help="write captions as WebVTT")
@@ -281,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     serve = commands.add_parser("serve", help="run the persistent JSON worker (see engine.serve)")
-    serve.add_argument("--stdio", action="store_true", required=True, help="speak the protocol on stdin/stdout")
+    serve.add_argument(
+        "--stdio", action="store_true", required=True, help="speak the protocol on stdin/stdout"
+    )
     serve.add_argument("--weights", help="checkpoint .safetensors (default: the shipped weights)")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     serve.add_argument("--threads", type=int, help="CPU threads for torch")

@@ -90,7 +90,9 @@ class WorkerClient:
         if threads:
             command += ["--threads", str(int(threads))]
         full_env = dict(os.environ if env is None else env)
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, full_env.get("PYTHONPATH")) if p)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_PARENT, full_env.get("PYTHONPATH")) if p
+        )
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self._process = subprocess.Popen(
@@ -119,7 +121,9 @@ class WorkerClient:
             hello = self._ready.get(timeout=startup_timeout)
         except queue.Empty:
             self.close(kill=True)
-            raise WorkerError("worker_start_failed", f"worker not ready after {startup_timeout:.0f} s") from None
+            raise WorkerError(
+                "worker_start_failed", f"worker not ready after {startup_timeout:.0f} s"
+            ) from None
         if hello.get("type") != "ready":
             self.close(kill=True)
             detail = hello.get("error", {}).get("message") or self._stderr_text()
@@ -181,7 +185,9 @@ class WorkerClient:
             error = message.get("error", {})
             raise WorkerError(error.get("code", "internal_error"), error.get("message", "unknown error"))
 
-    def request(self, method: str, params: dict | None = None, timeout: float | None = None, on_progress=None):
+    def request(
+        self, method: str, params: dict | None = None, timeout: float | None = None, on_progress=None
+    ):
         return self.wait(self.submit(method, params), timeout, on_progress)
 
     def ping(self, timeout: float = 10.0) -> bool:
@@ -363,7 +369,9 @@ class Worker:
             self._jobs.put(job)
         else:
             self.error(
-                request_id, "invalid_request", f"unknown method {method!r}; use animate, cancel, ping or shutdown"
+                request_id,
+                "invalid_request",
+                f"unknown method {method!r}; use animate, cancel, ping or shutdown",
             )
 
     def _run_jobs(self) -> None:
@@ -433,7 +441,9 @@ class Worker:
         if targets["output"] is not None:
             result["output"] = str(animation.save(targets["output"]))
         else:
-            result["arrays"] = {name: _encode_array(getattr(animation, name)) for name in ("offsets", "arkit")}
+            result["arrays"] = {
+                name: _encode_array(getattr(animation, name)) for name in ("offsets", "arkit")
+            }
             result["audio_phonemes"] = [asdict(p) for p in animation.audio_phonemes]
             result["lip_phonemes"] = [asdict(p) for p in animation.lip_phonemes]
         result["caption_files"] = [str(write_captions(animation, path)) for path in targets["captions"]]
@@ -463,7 +473,11 @@ def _encode_array(array) -> dict:
     import numpy as np
 
     array = np.ascontiguousarray(array, dtype=np.float32)
-    return {"dtype": "float32", "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
+    return {
+        "dtype": "float32",
+        "shape": list(array.shape),
+        "base64": base64.b64encode(array.tobytes()).decode(),
+    }
 
 
 def decode_array(blob: dict):
@@ -484,12 +498,19 @@ def serve_stdio(weights: str | None = None, device: str = "auto", threads: int |
         engine = Engine(weights=weights, device=device, threads=threads)
     except Exception as error:  # noqa: BLE001 - reported to the client, then a clean exit
         protocol_out.write(
-            json.dumps({"id": None, "type": "fatal", "error": {"code": "startup", "message": str(error)}}) + "\n"
+            json.dumps({"id": None, "type": "fatal", "error": {"code": "startup", "message": str(error)}})
+            + "\n"
         )
         protocol_out.flush()
         return 2
     worker = Worker(engine, sys.stdin, protocol_out)
     worker.send(
-        {"id": None, "type": "ready", "version": __version__, "device": str(engine.device), "protocol": PROTOCOL_VERSION}
+        {
+            "id": None,
+            "type": "ready",
+            "version": __version__,
+            "device": str(engine.device),
+            "protocol": PROTOCOL_VERSION,
+        }
     )
     return worker.run()

@@ -258,7 +258,7 @@ def test_stream_matches_offline_closely_with_low_latency(engine):
 def test_stream_rebasing_is_exact_and_other_rates_work(engine):
     from engine.inference.streaming import Stream
 
-    audio = speechlike(8.0, seed=9)
+    audio = speechlike(4.0, seed=9)
     style = np.asarray(engine.model.cfg.style_dim * [0.5], dtype=np.float32)
 
     def run(capacity):

@@ -46,7 +46,9 @@ def test_ctc_greedy_collapses_repeats_drops_blanks_and_times_phones():
 
 
 def _timed(symbols: str, start: float = 0.0, step: float = 0.1, conf: float = 0.8) -> list[TimedPhone]:
-    return [TimedPhone(p, start + i * step, start + (i + 1) * step, conf) for i, p in enumerate(symbols.split())]
+    return [
+        TimedPhone(p, start + i * step, start + (i + 1) * step, conf) for i, p in enumerate(symbols.split())
+    ]
 
 
 def test_segments_split_at_silence_and_pauses():
@@ -153,7 +155,9 @@ def test_srt_and_vtt_parse_back():
 
 
 def test_write_captions_by_extension_and_rejects_unknown(tmp_path):
-    animation = Animation(fps=30.0, offsets=np.zeros((3, 2, 3)), arkit=np.zeros((3, 52)), captions=_captions())
+    animation = Animation(
+        fps=30.0, offsets=np.zeros((3, 2, 3)), arkit=np.zeros((3, 52)), captions=_captions()
+    )
     write_captions(animation, tmp_path / "a.srt")
     write_captions(animation, tmp_path / "a.vtt")
     write_captions(animation, tmp_path / "a.json")

@@ -43,14 +43,24 @@ def test_tiny_corpus_round_trips_through_the_reader(tiny_corpus: Path) -> None:
         assert clip.vertices.shape == (int(np.ceil(len(audio) / sr * 30 - 1e-6)), 468, 3)
         assert clip.arkit is not None and clip.arkit.shape == (clip.vertices.shape[0], 52)
         assert clip.language in ("en", "fr") and clip.text
-        assert clip.subject == clip.meta["voice_id"] and clip.subject.split("-")[0] in ("espeak", "flite", "festival")
+        assert clip.subject == clip.meta["voice_id"] and clip.subject.split("-")[0] in (
+            "espeak",
+            "flite",
+            "festival",
+        )
         phones = clip.phones
         assert phones and phones[0].start == 0.0
         assert phones[-1].end == pytest.approx(len(audio) / sr, abs=1e-3)
         assert all(p.phone in PHONES for p in phones)
         assert all(a.end == pytest.approx(b.start) for a, b in zip(phones, phones[1:]))
         assert clip.emotion in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-        assert set(clip.meta["style"]) == {"articulation", "jaw_ratio", "lip_rounding", "timing_jitter", "smile_bias"}
+        assert set(clip.meta["style"]) == {
+            "articulation",
+            "jaw_ratio",
+            "lip_rounding",
+            "timing_jitter",
+            "smile_bias",
+        }
 
 
 def test_splits_hold_out_voices_and_sentences(tiny_corpus: Path) -> None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +21,7 @@ from engine.training.batches import (
     collate,
     phone_labels,
 )
+from engine.training.config import TrainConfig
 
 torch.set_num_threads(1)
 
@@ -113,14 +120,6 @@ def test_bucket_sampler_never_mixes_keys_and_shards_evenly():
 
 # ---------------------------------------------------------------------------------------------
 # The loop on a tiny synthetic corpus
-
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from engine.training.config import TrainConfig  # noqa: E402
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.json"
 
@@ -247,5 +246,47 @@ def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert records[0]["world_size"] == 2
-    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]  # rank 0 alone writes
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]  # rank 0 alone writes
+    # 3 training clips in batches of 2 make 2 batches an epoch: one per rank, so one step each
+    assert [r["step"] for r in epochs] == [1, 2]
     assert (out / "checkpoint.safetensors").is_file()
+
+
+def test_clip_dataset_crops_and_caches_features(tiny_data, monkeypatch):
+    from engine.data.readers import open_dataset
+    from engine.data.style import SpeakerStyle
+    from engine.training import batches
+    from engine.training.batches import ClipDataset, MelCache, style_vector
+
+    clips = open_dataset(tiny_data).clips("train")
+    cache_dir = tiny_data / "cache" / "log_mel"
+    dataset = ClipDataset(clips, MelCache(cache_dir), crop_seconds=1.0, seed=4)
+    item = dataset[0]
+    assert item["offsets"].shape == (30, 468, 3) and item["mel"].shape == (100, 80)
+    assert item["cond"].shape == (30, 8) and item["arkit"].shape == (30, 52)
+    full_labels = phone_labels(clips[0].phones)
+    assert 0 < len(item["phones"]) < len(full_labels)
+    assert np.allclose(item["style"], SpeakerStyle(**clips[0].meta["style"]).as_vector())
+    dataset.set_epoch(1)
+    assert not np.array_equal(dataset[0]["offsets"], item["offsets"])  # a new crop each epoch
+    dataset.set_epoch(0)
+    assert np.array_equal(dataset[0]["offsets"], item["offsets"])  # reproducible from the seed
+    whole = ClipDataset(clips, MelCache(cache_dir), crop_seconds=None)[0]
+    assert len(whole["offsets"]) == len(clips[0].vertices) and whole["phones"] == full_labels
+
+    # a fresh cache reads the stored features instead of recomputing them ...
+    assert len(list(cache_dir.glob(f"{clips[0].clip_id}-*.npz"))) == 1
+
+    def no_compute(path):
+        raise AssertionError("recomputed a cached mel")
+
+    monkeypatch.setattr(batches, "compute_mel", no_compute)
+    assert np.array_equal(MelCache(cache_dir).mel(clips[0]), dataset.mel_cache.mel(clips[0]))
+    # ... until the audio file changes
+    os.utime(clips[0].audio_path, ns=(1, 1))
+    with pytest.raises(AssertionError, match="recomputed"):
+        MelCache(cache_dir).mel(clips[0])
+    # real captures have no style: the neutral speaker
+    clips[0].meta = {}
+    assert np.array_equal(style_vector(clips[0]), SpeakerStyle().as_vector())

@@ -192,3 +192,17 @@ def test_espeak_symbols_map_to_the_inventory() -> None:
     assert map_espeak_phone("(en)", "fr") == []
     unknown = map_espeak_phone("o#7", "it")
     assert len(unknown) == 1 and unknown[0][0] in PHONES and unknown[0][0] != SILENCE
+
+
+@pytest.mark.parametrize(
+    "voice",
+    [
+        pytest.param(Voice("flite", "slt", "en"), marks=needs_flite),
+        pytest.param(Voice("festival", "kal_diphone", "en"), marks=needs_festival),
+    ],
+)
+def test_ascii_engines_refuse_other_scripts_and_fold_accents(voice: Voice) -> None:
+    with pytest.raises(ValueError, match="ASCII English only"):
+        synthesize("Hello 你好", voice)
+    utt = synthesize("A café “naïve” test", voice)
+    assert [w for w, _, _ in utt.words] == ["A", "cafe", "naive", "test"]

@@ -64,7 +64,13 @@ def _babble(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 def _add_noise(x: np.ndarray, sr: int, rng: np.random.Generator, strength: float, info: dict) -> np.ndarray:
     kind = _NOISE_KINDS[int(rng.integers(len(_NOISE_KINDS)))]
     n = len(x)
-    noise = rng.standard_normal(n) if kind == "white" else _pink(n, rng) if kind == "pink" else _babble(n, sr, rng)
+    noise = (
+        rng.standard_normal(n)
+        if kind == "white"
+        else _pink(n, rng)
+        if kind == "pink"
+        else _babble(n, sr, rng)
+    )
     snr_db = float(rng.uniform(40.0 - 30.0 * strength, 40.0))
     noise *= math.sqrt(_power(x) / (_power(noise) * 10 ** (snr_db / 10)))
     info["noise"] = {"kind": kind, "snr_db": round(snr_db, 2)}

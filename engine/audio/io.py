@@ -34,7 +34,9 @@ def load_audio(
     """
     if isinstance(path_or_array, (str, Path)):
         if sample_rate is not None:
-            raise AudioError("sample_rate is only for arrays; a file carries its own rate -- drop the argument")
+            raise AudioError(
+                "sample_rate is only for arrays; a file carries its own rate -- drop the argument"
+            )
         audio, rate = _read_file(Path(path_or_array))
     else:
         if sample_rate is None:
@@ -64,7 +66,9 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
                 "Use wav, flac, ogg or mp3."
             ) from None
         audio, rate = decoded
-    return audio.mean(axis=1, dtype=np.float64).astype(np.float32) if audio.shape[0] else audio[:, 0], int(rate)
+    return audio.mean(axis=1, dtype=np.float64).astype(np.float32) if audio.shape[0] else audio[:, 0], int(
+        rate
+    )
 
 
 def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int] | None:
@@ -73,9 +77,21 @@ def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int] | None:
     if ffmpeg is None or ffprobe is None:
         return None
     probe = subprocess.run(
-        [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate",
-         "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, timeout=60,
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=sample_rate",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     rate_text = probe.stdout.strip().splitlines()[0] if probe.stdout.strip() else ""
     if probe.returncode != 0 or not rate_text.isdigit():

@@ -21,7 +21,9 @@ LANGUAGES: tuple[str, ...] = ("en", "es", "de", "fr", "it")
 
 @dataclass(frozen=True)
 class Grammar:
-    templates: tuple[str, ...]  # slots: {name} {subject} {verb} {object} {adj} {adverb} {place} {number} {plural}
+    templates: tuple[
+        str, ...
+    ]  # slots: {name} {subject} {verb} {object} {adj} {adverb} {place} {number} {plural}
     names: tuple[str, ...]
     subjects: tuple[tuple[str, str], ...]  # (noun phrase, "m" | "f" | "n")
     verbs: tuple[str, ...]  # 3rd person singular, transitive
@@ -149,7 +151,9 @@ GRAMMARS: dict[str, Grammar] = {
             "en el jardín | cerca de la iglesia | detrás de la casa | en la cocina | junto al río "
             "| en la playa | bajo la mesa | en el parque | en Zaragoza | en la calle mayor"
         ),
-        plurals=_words("manzanas | libros | juguetes | sillas | relojes | zapatos | guitarras | huevos | peces"),
+        plurals=_words(
+            "manzanas | libros | juguetes | sillas | relojes | zapatos | guitarras | huevos | peces"
+        ),
         pangrams=_words(
             "El veloz murciélago hindú comía feliz cardillo y kiwi. "
             "| La cigüeña tocaba el saxofón detrás del palenque de paja. "
@@ -183,7 +187,9 @@ GRAMMARS: dict[str, Grammar] = {
             "| die Zeitung | das Fahrrad | einen Pfirsich | den Löffel | die Brücke | das Würstchen "
             "| einen Topf | die Uhr | den Schuh"
         ),
-        adjectives=_pairs("müde | glücklich | fröhlich | traurig | ruhig | nervös | stolz | überrascht | zufrieden"),
+        adjectives=_pairs(
+            "müde | glücklich | fröhlich | traurig | ruhig | nervös | stolz | überrascht | zufrieden"
+        ),
         adverbs=_words(
             "heute früh | jeden Tag | ohne ein Wort | noch einmal | sehr vorsichtig | am Abend "
             "| nach dem Essen | sofort | im Juli"
@@ -318,7 +324,9 @@ LANGUAGE_PHONES: dict[str, frozenset[str]] = {
 
 def _check_language(language: str) -> Grammar:
     if language not in GRAMMARS:
-        raise ValueError(f"no sentence grammar for language {language!r}; choose one of: {', '.join(LANGUAGES)}")
+        raise ValueError(
+            f"no sentence grammar for language {language!r}; choose one of: {', '.join(LANGUAGES)}"
+        )
     return GRAMMARS[language]
 
 

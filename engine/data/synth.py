@@ -18,7 +18,7 @@ import math
 import multiprocessing as mp
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,10 @@ def make_plan(seed: int, languages: Sequence[str], fps: float, augment_prob: flo
     variants = sorted(ESPEAK_VARIANTS)
     held_variants = {variants[i] for i in rng.choice(len(variants), HELD_OUT_VARIANTS, replace=False)}
     held = {
-        v.id for by_engine in pools.values() for v in by_engine.get("espeak", []) if v.variant in held_variants
+        v.id
+        for by_engine in pools.values()
+        for v in by_engine.get("espeak", [])
+        if v.variant in held_variants
     }
     flite = sorted(v.id for by_engine in pools.values() for v in by_engine.get("flite", []))
     if len(flite) > 1:
@@ -172,7 +175,7 @@ def _worker_clip(index: int) -> ClipResult:
     return make_clip(_WORKER_PLAN, index)
 
 
-def _clips_in_order(plan: CorpusPlan, workers: int) -> Iterator[ClipResult]:
+def _clips_in_order(plan: CorpusPlan, workers: int) -> Generator[ClipResult, None, None]:
     """Clip 0, 1, 2, ... forever (the caller stops), computed by `workers` processes."""
     if workers <= 1:
         index = 0
@@ -215,12 +218,21 @@ def generate_corpus(
     records: list[dict] = []
     started = time.perf_counter()
     with DatasetWriter(out, fps, template.shape[0], kind="synthetic", overwrite=overwrite) as writer:
-        bar = tqdm(total=target, unit="s", desc="audio", disable=not progress, file=sys.stderr, unit_scale=True)
+        bar = tqdm(
+            total=target, unit="s", desc="audio", disable=not progress, file=sys.stderr, unit_scale=True
+        )
         clips = _clips_in_order(plan, workers)
         try:
             for clip in clips:
                 writer.add(
-                    clip.clip_id, clip.subject, clip.audio, 16000, clip.vertices, template, clip.arkit, clip.meta
+                    clip.clip_id,
+                    clip.subject,
+                    clip.audio,
+                    16000,
+                    clip.vertices,
+                    template,
+                    clip.arkit,
+                    clip.meta,
                 )
                 seconds = len(clip.audio) / 16000
                 records.append({"clip_id": clip.clip_id, "subject": clip.subject, "text": clip.meta["text"]})

@@ -93,6 +93,8 @@ def plan_windows(n_encoder_frames: int, core: int, context: int) -> list[Window]
     for keep_start in range(0, n_encoder_frames, core):
         keep_end = min(n_encoder_frames, keep_start + core)
         windows.append(
-            Window(max(0, keep_start - context), min(n_encoder_frames, keep_end + context), keep_start, keep_end)
+            Window(
+                max(0, keep_start - context), min(n_encoder_frames, keep_end + context), keep_start, keep_end
+            )
         )
     return windows

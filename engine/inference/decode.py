@@ -175,7 +175,9 @@ def read_lips_windowed(model, offsets: np.ndarray, device, dtype=torch.float32, 
         check_cancel(cancel)
         segment = torch.from_numpy(np.ascontiguousarray(offsets[window.start : window.end])).to(device, dtype)
         logprobs = model.read_lips(segment[None])[0].float()
-        parts.append(logprobs[window.keep_start - window.start : window.keep_end - window.start].cpu().numpy())
+        parts.append(
+            logprobs[window.keep_start - window.start : window.keep_end - window.start].cpu().numpy()
+        )
     return np.concatenate(parts, axis=0)
 
 

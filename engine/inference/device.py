@@ -16,7 +16,9 @@ def select_device(spec: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     if key == "cuda" or key.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} requested but torch sees no CUDA GPU; use --device cpu or auto")
+            raise ValueError(
+                f"device {spec!r} requested but torch sees no CUDA GPU; use --device cpu or auto"
+            )
         index = 0 if key == "cuda" else key.split(":", 1)[1]
         if not str(index).isdigit() or int(index) >= torch.cuda.device_count():
             raise ValueError(

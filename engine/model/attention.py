@@ -84,11 +84,12 @@ def _pad_or_cut(x: Tensor, front: int, length: int, value: float | bool = 0.0) -
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, mult: int, dropout: float) -> None:
+    """Two-layer GELU MLP. Dropout is left to the residual branch: sampling a mask for the wide hidden
+    layer too costs more CPU time than it buys."""
+
+    def __init__(self, dim: int, mult: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, dim * mult), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim * mult, dim)
-        )
+        self.net = nn.Sequential(nn.Linear(dim, dim * mult), nn.GELU(), nn.Linear(dim * mult, dim))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -97,25 +98,28 @@ class FeedForward(nn.Module):
 class RingCache:
     """Keys/values of the last `window` positions of one causal attention layer.
 
-    A fixed ring buffer [B,2,H,W,dh] (keys and values side by side, so one copy stores both):
-    memory never grows with the clip. Softmax does not care about slot order; the ALiBi distance of
-    each slot comes from `ring_bias_table`.
+    A fixed ring buffer per tensor ([B,H,W,dh] keys and values, kept separate and contiguous so the
+    per-step matmuls read them in place): memory never grows with the clip. Softmax does not care
+    about slot order; the ALiBi distance of each slot comes from `ring_bias_table`.
     """
 
     def __init__(self, batch: int, heads: int, window: int, head_dim: int, like: Tensor) -> None:
-        self.kv = like.new_zeros(batch, 2, heads, window, head_dim)
+        self.k = like.new_zeros(batch, heads, window, head_dim)
+        self.v = like.new_zeros(batch, heads, window, head_dim)
         self.window = window
 
-    def append(self, kv_t: Tensor, t: int) -> None:
-        """kv_t [B,2,H,dh]: the key and value of position t."""
-        self.kv[:, :, :, t % self.window] = kv_t
+    def append(self, k_t: Tensor, v_t: Tensor, t: int) -> None:
+        """k_t, v_t [B,H,dh]: the key and value of position t."""
+        slot = t % self.window
+        self.k[:, :, slot] = k_t
+        self.v[:, :, slot] = v_t
 
     def attend(self, q_t: Tensor, bias: Tensor) -> Tensor:
         """q_t [B,H,dh] -> [B,H,dh] over the cached positions; bias [H,W] = ring_bias_table row."""
         scale = 1.0 / math.sqrt(q_t.shape[-1])
-        scores = torch.matmul(self.kv[:, 0], q_t.unsqueeze(-1)).squeeze(-1) * scale + bias  # [B,H,W]
+        scores = torch.matmul(self.k, q_t.unsqueeze(-1)).squeeze(-1) * scale + bias  # [B,H,W]
         weights = torch.softmax(scores, dim=-1)
-        return torch.matmul(weights.unsqueeze(-2), self.kv[:, 1]).squeeze(-2)
+        return torch.matmul(weights.unsqueeze(-2), self.v).squeeze(-2)
 
 
 def ring_bias_table(slopes: Tensor, window: int) -> Tensor:
@@ -167,7 +171,7 @@ class LocalSelfAttention(nn.Module):
         """
         b, d = x_t.shape
         qkv = self.qkv(x_t).view(b, 3, self.heads, self.head_dim)
-        cache.append(qkv[:, 1:], t)
+        cache.append(qkv[:, 1], qkv[:, 2], t)
         if bias is None:
             bias = ring_bias_table(self.slopes, cache.window)[ring_step_index(t, cache.window)]
         return self.out(cache.attend(qkv[:, 0], bias).reshape(b, d))
@@ -183,7 +187,7 @@ class LocalTransformerLayer(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = LocalSelfAttention(dim, heads, left, right, alibi)
         self.norm2 = nn.LayerNorm(dim)
-        self.ff = FeedForward(dim, ff_mult, dropout)
+        self.ff = FeedForward(dim, ff_mult)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
@@ -199,17 +203,19 @@ class LocalTransformerLayer(nn.Module):
 
 
 class FullTransformerLayer(nn.Module):
-    """Pre-norm block with unrestricted attention over a short set (the patches of one frame)."""
+    """Pre-norm block with unrestricted attention over a short set (the patches of one frame).
 
-    def __init__(self, dim: int, heads: int, ff_mult: int, dropout: float) -> None:
+    Used on B*T*P patch tokens, where dropout masks would dominate the training step's CPU time, so
+    it has none; the frame embedding it feeds is regularised downstream."""
+
+    def __init__(self, dim: int, heads: int, ff_mult: int) -> None:
         super().__init__()
         self.heads, self.head_dim = heads, dim // heads
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.ff = FeedForward(dim, ff_mult, dropout)
-        self.drop = nn.Dropout(dropout)
+        self.ff = FeedForward(dim, ff_mult)
 
     def forward(self, x: Tensor) -> Tensor:
         n, p, d = x.shape
@@ -219,5 +225,5 @@ class FullTransformerLayer(nn.Module):
             torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)), dim=-1
         )
         y = torch.matmul(weights, v)
-        x = x + self.drop(self.out(y.transpose(1, 2).reshape(n, p, d)))
-        return x + self.drop(self.ff(self.norm2(x)))
+        x = x + self.out(y.transpose(1, 2).reshape(n, p, d))
+        return x + self.ff(self.norm2(x))

@@ -55,32 +55,34 @@ class AlignedCrossAttention(nn.Module):
         y = banded_attention(q, k, v, self.radius, self.radius, self.slopes, key_valid)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
-    def precompute(self, memory: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        """Audio keys/values [B,2,H,T+2r,dh] padded by r each side, and the additive bias [B,H,T+2r]
+    def precompute(self, memory: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Audio keys and values [B,H,T+2r,dh] padded by r each side, and the additive bias [B,H,T+2r]
         (0 for real audio frames, -inf-like for padding); `step` then only slices."""
         r = self.radius
         b, t, _ = memory.shape
-        kv = self.kv(memory).view(b, t, 2, self.heads, self.head_dim).permute(0, 2, 3, 1, 4)
-        kv = F.pad(kv, (0, 0, r, r))
+        k, v = self.keys_values(memory)
+        k, v = F.pad(k, (0, 0, r, r)).contiguous(), F.pad(v, (0, 0, r, r)).contiguous()
         blocked = ~F.pad(valid, (r, r), value=False)
         mask = torch.zeros(b, t + 2 * r, dtype=memory.dtype, device=memory.device)
         mask = mask.masked_fill(blocked, torch.finfo(memory.dtype).min)
-        return kv, mask[:, None, :].expand(-1, self.heads, -1)
+        return k, v, mask[:, None, :].expand(-1, self.heads, -1).contiguous()
 
     def distance_bias(self, like: Tensor) -> Tensor:
         """[H, 2r+1] ALiBi penalty of the aligned window (offsets -r .. r)."""
         dist = (torch.arange(2 * self.radius + 1, device=like.device) - self.radius).abs().to(like.dtype)
         return -self.slopes.to(like.dtype)[:, None] * dist[None, :]
 
-    def step(self, x_t: Tensor, kv_pad: Tensor, mask_pad: Tensor, dist_bias: Tensor, t: int) -> Tensor:
-        """x_t [B,D] at frame t; kv_pad/mask_pad from `precompute`, dist_bias from `distance_bias`."""
+    def step(
+        self, x_t: Tensor, k_pad: Tensor, v_pad: Tensor, mask_pad: Tensor, dist_bias: Tensor, t: int
+    ) -> Tensor:
+        """x_t [B,D] at frame t; k/v/mask_pad from `precompute`, dist_bias from `distance_bias`."""
         b, d = x_t.shape
         span = 2 * self.radius + 1
         q = self.q(x_t).view(b, self.heads, 1, self.head_dim)
-        kv = kv_pad[:, :, :, t : t + span]  # [B,2,H,span,dh]
-        scores = torch.matmul(q, kv[:, 0].transpose(-1, -2)).squeeze(2) * (1.0 / math.sqrt(self.head_dim))
+        k = k_pad[:, :, t : t + span]  # views: no copy of the audio keys per step
+        scores = torch.matmul(q, k.transpose(-1, -2)).squeeze(2) * (1.0 / math.sqrt(self.head_dim))
         scores = scores + dist_bias + mask_pad[:, :, t : t + span]
-        y = torch.matmul(torch.softmax(scores, dim=-1).unsqueeze(2), kv[:, 1]).squeeze(2)
+        y = torch.matmul(torch.softmax(scores, dim=-1).unsqueeze(2), v_pad[:, :, t : t + span]).squeeze(2)
         return self.out(y.reshape(b, d))
 
 
@@ -93,7 +95,7 @@ class DecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d)
         self.cross_attn = AlignedCrossAttention(d, cfg.decoder_heads, cfg.align_radius)
         self.norm3 = nn.LayerNorm(d)
-        self.ff = FeedForward(d, cfg.ff_mult, cfg.dropout)
+        self.ff = FeedForward(d, cfg.ff_mult)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, memory: Tensor, memory_valid: Tensor | None) -> Tensor:
@@ -109,7 +111,7 @@ class DecoderState:
     t: int
     n_frames: int
     condition: Tensor  # [B,T,D] emotion + style embedding per frame
-    cross: list[tuple[Tensor, Tensor]]  # per layer: padded audio keys/values and validity bias
+    cross: list[tuple[Tensor, Tensor, Tensor]]  # per layer: padded audio keys, values, validity bias
     cross_bias: Tensor  # [H, 2r+1] distance penalty of the aligned window
     self_bias: Tensor  # [2W,H,W] ring_bias_table of the self-attention caches
     caches: list[RingCache]
@@ -193,8 +195,8 @@ class FaceDecoder(nn.Module):
             inp = state.previous
         x = self.in_proj(inp) + state.condition[:, t]
         self_bias = state.self_bias[ring_step_index(t, self.cfg.decoder_window)] if self.layers else None
-        for layer, cache, (kv_pad, mask_pad) in zip(self.layers, state.caches, state.cross):
+        for layer, cache, (k_pad, v_pad, mask_pad) in zip(self.layers, state.caches, state.cross):
             x = x + layer.self_attn.step(layer.norm1(x), cache, t, self_bias)
-            x = x + layer.cross_attn.step(layer.norm2(x), kv_pad, mask_pad, state.cross_bias, t)
+            x = x + layer.cross_attn.step(layer.norm2(x), k_pad, v_pad, mask_pad, state.cross_bias, t)
             x = x + layer.ff(layer.norm3(x))
         return self.heads(x)

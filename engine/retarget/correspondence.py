@@ -36,7 +36,7 @@ MAX_WEIGHTS_PER_VERTEX = 4
 class TransferSettings:
     full_weight_distance: float = 0.004  # template metres: vertices this close move fully
     zero_weight_distance: float = 0.015  # ... and from this far on not at all
-    smooth_radius: float = 0.35  # in template edge lengths; 0 turns smoothing off
+    smooth_radius: float = 0.5  # in local template edge lengths; 0 turns smoothing off
 
 
 @dataclass
@@ -141,27 +141,44 @@ def mouth_line(fitted: np.ndarray, inner_pairs: np.ndarray, corners: tuple[int, 
     return pts[np.argsort(pts[:, 0])]
 
 
-def classify_lips(points: np.ndarray, faces: np.ndarray, line: np.ndarray, band: float = 0.002) -> np.ndarray:
+def classify_lips(
+    points: np.ndarray,
+    faces: np.ndarray,
+    line: np.ndarray,
+    near_line_side=None,
+    band: float = 0.002,
+) -> np.ndarray:
     """Lip side of points [P,3] (template frame): above the mouth line, below it, or beside the mouth.
 
     Farther than ``band`` from the line the height decides. Closer, where lips touch, curl back
-    and meet at the corners, a point takes the side of the nearest decided point along the mesh
-    surface: no edge crosses a mouth slit, so the path stays on the point's own lip.
+    and meet at the corners, ``near_line_side(indices) -> [n] of +1/-1/0`` (the side of the fitted
+    template's lip there) decides, and what is still open takes the side of the nearest decided
+    point along the mesh surface: no edge crosses a mouth slit, so the path stays on its own lip.
     """
     x, z = points[:, 0], points[:, 2]
     inside = (x > line[0, 0]) & (x < line[-1, 0])
     dz = z - np.interp(x, line[:, 0], line[:, 1])
     side = np.where(dz >= 0, LIP_UPPER, LIP_LOWER).astype(np.int8)
     near = inside & (np.abs(dz) <= band)
-    if near.any():
+    decided = inside & ~near
+    if near.any() and near_line_side is not None:
+        idx = np.flatnonzero(near)
+        hint = np.asarray(near_line_side(idx))
+        side[idx[hint > 0]] = LIP_UPPER
+        side[idx[hint < 0]] = LIP_LOWER
+        decided[idx[hint != 0]] = True
+    open_ = inside & ~decided
+    if open_.any():
         e = edges(np.asarray(faces, dtype=np.int64))
         length = np.linalg.norm(points[e[:, 0]] - points[e[:, 1]], axis=1) + 1e-12
         n = len(points)
-        graph = sparse.csr_matrix((np.r_[length, length], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n))
-        seeds = np.flatnonzero(inside & ~near)
+        graph = sparse.csr_matrix(
+            (np.r_[length, length], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n)
+        )
+        seeds = np.flatnonzero(decided)
         if seeds.size:
             _, _, source = dijkstra(graph, indices=seeds, min_only=True, return_predecessors=True, limit=20 * band)
-            reached = near & (source >= 0)
+            reached = open_ & (source >= 0)
             side[reached] = side[source[reached]]
     out = np.full(len(points), LIP_NONE, dtype=np.int8)
     out[inside] = side[inside]
@@ -178,28 +195,28 @@ def _smoothing(
     points: np.ndarray,
     faces: np.ndarray,
     lip_class: np.ndarray,
-    radius: float,
+    radius: np.ndarray,
 ) -> sparse.csr_matrix:
-    """Row-normalised Gaussian averaging over nearby vertices on the same lip side and facing the same way."""
+    """Row-normalised Gaussian averaging over nearby vertices on the same lip side, facing the same way.
+
+    ``radius`` [P] is per vertex (a share of the local template edge length), so the dense lips and
+    eyelids are smoothed less than the cheeks.
+    """
     n = len(points)
     tree = cKDTree(points)
-    pairs = tree.query_pairs(radius, output_type="ndarray")
-    normals = vertex_normals(points, faces)
+    pairs = tree.query_pairs(float(radius.max()), output_type="ndarray")
+    rows, cols, vals = np.arange(n), np.arange(n), np.ones(n)
     if len(pairs):
         i, j = pairs[:, 0], pairs[:, 1]
+        d2 = np.sum((points[i] - points[j]) ** 2, axis=1)
+        r = np.minimum(radius[i], radius[j])
+        normals = vertex_normals(points, faces)
         across_mouth = (lip_class[i] != lip_class[j]) & (lip_class[i] != LIP_NONE) & (lip_class[j] != LIP_NONE)
         facing = np.einsum("ij,ij->i", normals[i], normals[j]) > 0.5
-        keep = facing & ~across_mouth
-        i, j = i[keep], j[keep]
-        d2 = np.sum((points[i] - points[j]) ** 2, axis=1)
-        sigma2 = (0.5 * radius) ** 2
-        w = np.exp(-d2 / (2 * sigma2))
-        rows = np.r_[i, j, np.arange(n)]
-        cols = np.r_[j, i, np.arange(n)]
-        vals = np.r_[w, w, np.ones(n)]
-    else:
-        rows = cols = np.arange(n)
-        vals = np.ones(n)
+        keep = facing & ~across_mouth & (d2 < r * r)
+        i, j, d2, r = i[keep], j[keep], d2[keep], r[keep]
+        w = np.exp(-d2 / (2 * (0.5 * r) ** 2))
+        rows, cols, vals = np.r_[i, j, rows], np.r_[j, i, cols], np.r_[w, w, vals]
     k = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
     k = sparse.diags(1.0 / np.asarray(k.sum(axis=1)).ravel()) @ k
     return k.tocsr()
@@ -225,6 +242,22 @@ def _keep_largest(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
     return (sparse.diags(scale) @ pruned).tocsr()
 
 
+def _forbid_other_lip(
+    matrix: sparse.csr_matrix, lip_class: np.ndarray, is_upper: np.ndarray, is_lower: np.ndarray
+) -> sparse.csr_matrix:
+    """Drop weights on the other lip's vertices (smoothing can bring them in from beside the mouth)."""
+    m = matrix.tocoo()
+    cls = lip_class[m.row]
+    bad = ((cls == LIP_UPPER) & is_lower[m.col]) | ((cls == LIP_LOWER) & is_upper[m.col])
+    if not bad.any():
+        return matrix
+    total = np.bincount(m.row, weights=m.data, minlength=m.shape[0])
+    kept = sparse.csr_matrix((m.data[~bad], (m.row[~bad], m.col[~bad])), shape=m.shape)
+    remaining = np.asarray(kept.sum(axis=1)).ravel()
+    scale = np.divide(total, remaining, out=np.zeros_like(total), where=remaining > 0)
+    return (sparse.diags(scale) @ kept).tocsr()
+
+
 def dense_correspondence(
     user_points: np.ndarray,
     user_faces: np.ndarray,
@@ -241,17 +274,24 @@ def dense_correspondence(
     n_tpl = len(fitted)
     faces = np.asarray(template_faces, dtype=np.int64)
     line = mouth_line(fitted, inner_pairs, corners)
-    lip_class = classify_lips(user_points, user_faces, line)
     is_upper = np.zeros(n_tpl, dtype=bool)
     is_upper[lip_upper] = True
     is_lower = np.zeros(n_tpl, dtype=bool)
     is_lower[lip_lower] = True
-    allowed = {
-        LIP_NONE: None,
-        LIP_UPPER: ~is_lower[faces].any(axis=1),
-        LIP_LOWER: ~is_upper[faces].any(axis=1),
-    }
     query = SurfaceQuery(fitted, faces, k=8, by_centroid=True)
+
+    upper_ok = ~is_lower[faces].any(axis=1)
+    lower_ok = ~is_upper[faces].any(axis=1)
+
+    def fitted_lip_side(idx: np.ndarray) -> np.ndarray:
+        """+1 / -1 where the fitted upper / lower lip side is clearly nearer; 0 on ties (a closed seam)."""
+        d_up = query.query(user_points[idx], allowed=upper_ok)[2]
+        d_low = query.query(user_points[idx], allowed=lower_ok)[2]
+        tie = np.abs(d_up - d_low) <= 5e-5
+        return np.where(tie, 0, np.where(d_up < d_low, 1, -1))
+
+    lip_class = classify_lips(user_points, user_faces, line, fitted_lip_side)
+    allowed = {LIP_NONE: None, LIP_UPPER: upper_ok, LIP_LOWER: lower_ok}
     tri = np.empty(len(user_points), dtype=np.int64)
     bary = np.empty((len(user_points), 3))
     dist = np.empty(len(user_points))
@@ -266,10 +306,12 @@ def dense_correspondence(
     matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(user_points), n_tpl))
     matrix.eliminate_zeros()
     if settings.smooth_radius > 0:
-        e = edges(faces)
-        edge_len = float(np.linalg.norm(fitted[e[:, 0]] - fitted[e[:, 1]], axis=1).mean())
-        smooth = _smoothing(user_points, np.asarray(user_faces, dtype=np.int64), lip_class,
-                            settings.smooth_radius * edge_len)
+        corners = fitted[faces[tri]]
+        local_edge = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).mean(axis=1)
+        smooth = _smoothing(
+            user_points, np.asarray(user_faces, dtype=np.int64), lip_class, settings.smooth_radius * local_edge
+        )
         matrix = _keep_largest((smooth @ matrix).tocsr(), MAX_WEIGHTS_PER_VERTEX)
+        matrix = _forbid_other_lip(matrix, lip_class, is_upper, is_lower)
     matrix.data = matrix.data.astype(np.float32)
     return matrix, lip_class

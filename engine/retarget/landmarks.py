@@ -46,6 +46,11 @@ MAX_PROFILE_ERROR = 0.06
 MIN_NOSE_PROMINENCE = 0.35
 
 
+# With this many picks the others are placed from the template instead of searched for, so a head in
+# any orientation works.
+MIN_PICKS_TO_PLACE_REST = 4
+
+
 @dataclass(frozen=True)
 class HeadFrame:
     """Axes of the user's head: ``left`` (subject's left), ``back`` (away from the face), ``up``."""
@@ -222,6 +227,26 @@ def _refine_from_rims(
     return refined
 
 
+def _complete_from_picks(
+    vertices: np.ndarray, faces: np.ndarray, user: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Missing landmarks from the template aligned to the picked ones, snapped onto the surface."""
+    from engine.retarget.align import umeyama
+
+    tpl = template_landmarks()
+    names = sorted(user)
+    sim = umeyama(np.stack([tpl[n] for n in names]), np.stack([user[n] for n in names]))
+    missing = [n for n in FIT_LANDMARKS if n not in user]
+    out = dict(user)
+    if missing:
+        predicted = sim.apply(np.stack([tpl[n] for n in missing]))
+        tri, bary, _ = SurfaceQuery(vertices, faces).query(predicted)
+        snapped = np.einsum("pk,pkc->pc", bary, vertices[faces[tri]])
+        for n, p, q in zip(missing, snapped, predicted, strict=True):
+            out[n] = q if n == "stomion" else p  # the mouth centre may be in an open mouth
+    return out
+
+
 def find_landmarks(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -231,13 +256,15 @@ def find_landmarks(
 ) -> dict[str, np.ndarray]:
     """Positions [3] of :data:`FIT_LANDMARKS` on a head mesh, in the mesh's own coordinates.
 
-    ``picked`` (name -> position or vertex index) overrides automatic ones; when it holds all of
-    them, nothing is detected, so any orientation works.
+    ``picked`` (name -> position or vertex index) overrides automatic ones; from four picks on, the
+    rest are placed from the template instead of searched for, so any orientation works.
     """
     vertices, faces = check_mesh(vertices, faces, "head mesh")
     user = check_landmarks(picked or {}, vertices)
     if all(name in user for name in FIT_LANDMARKS):
         return user
+    if len(user) >= MIN_PICKS_TO_PLACE_REST:
+        return _complete_from_picks(vertices, faces, user)
     frame = HeadFrame.from_axes(forward, up)
     canon = vertices @ frame.matrix  # x: left, y: back, z: up
     tp = _template_profile()

@@ -285,6 +285,7 @@ def _train(
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        (out / LOG_FILE).unlink(missing_ok=True)  # left by a run that died before its first checkpoint
 
     net = model
     if ctx.distributed:
@@ -439,6 +440,8 @@ def _train(
             "train": train_losses,
             "val": val_losses,
         }
+        if budget_s is not None:
+            record["budget_used"] = round(min(elapsed / budget_s, 1.0), 4)
         history.append(record)
         if ctx.is_main:
             val_total = val_losses.get("total", train_losses.get("total", math.inf))

@@ -190,10 +190,11 @@ class _Library:
             _, status = os.waitpid(pid, 0)
         if status != 0 or not payload:
             raise TTSError(f"eSpeak NG crashed while synthesising {text[:40]!r} (exit status {status})")
-        result = pickle.loads(payload)
-        if isinstance(result, Exception):
-            raise result
-        return result
+        received = pickle.loads(payload)
+        if isinstance(received, Exception):
+            raise received
+        audio, events = received
+        return audio, events
 
     def _synthesise(self, text: str, voice_name: str, rate: int, pitch: int) -> tuple[np.ndarray, list]:
         if self.lib.espeak_SetVoiceByName(voice_name.encode()) != _EE_OK:
@@ -312,7 +313,9 @@ def _frame_rms(audio: np.ndarray, sr: int, hop_s: float = 0.005) -> tuple[np.nda
     return np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)), hop
 
 
-def _extend_stop_closures(segments: list[tuple[str, float, float]], audio: np.ndarray, sr: int) -> list:
+def _extend_stop_closures(
+    segments: list[tuple[str, float, float]], audio: np.ndarray, sr: int
+) -> list[tuple[str, float, float]]:
     """eSpeak puts a stop's phoneme event at its release; the closure (silence before the burst) is
     emitted inside the previous phoneme. Lips and tongue close during that silence, so move the
     stop's start back over it. Bounded: the previous phone keeps at least 40 % of its length.
@@ -323,22 +326,23 @@ def _extend_stop_closures(segments: list[tuple[str, float, float]], audio: np.nd
     if len(rms) == 0:
         return segments
     floor = _CLOSURE_FLOOR * max(float(np.percentile(rms, 95)), 1e-9)
-    out = [list(s) for s in segments]
-    for k in range(1, len(out)):
-        phone, start, end = out[k]
-        if phone not in _STOPS:
+    names = [seg[0] for seg in segments]
+    starts = [seg[1] for seg in segments]
+    ends = [seg[2] for seg in segments]
+    for k in range(1, len(segments)):
+        if names[k] not in _STOPS:
             continue
-        prev = out[k - 1]
-        limit = max(start - _CLOSURE_MAX_S, prev[1] + 0.4 * (prev[2] - prev[1]))
+        start = starts[k]
+        limit = max(start - _CLOSURE_MAX_S, starts[k - 1] + 0.4 * (ends[k - 1] - starts[k - 1]))
         frame = int(start * sr) // hop - 1
         new_start = start
         while frame >= 0 and rms[frame] < floor and (frame * hop) / sr >= limit:
             new_start = (frame * hop) / sr
             frame -= 1
         if new_start < start:
-            out[k][1] = new_start
-            prev[2] = new_start
-    return [tuple(s) for s in out]
+            starts[k] = new_start
+            ends[k - 1] = new_start
+    return list(zip(names, starts, ends))
 
 
 def _words(

@@ -19,6 +19,7 @@ from engine.data.tts.voice import (
     TTSUnavailableError,
     Utterance,
     Voice,
+    ascii_english,
     check_prosody,
     check_text,
     tile_phones,
@@ -111,15 +112,19 @@ def _script(text: str, voice: Voice, wav_path: str) -> str:
 
 
 def synthesize_festival(text: str, voice: Voice) -> Utterance:
-    cleaned = check_text(text)
     _check_voice(voice)
+    cleaned = ascii_english(check_text(text), "Festival")
     with tempfile.TemporaryDirectory(prefix="dualface-festival-") as tmp:
         wav_path = os.path.join(tmp, "out.wav")
         script_path = os.path.join(tmp, "synth.scm")
         Path(script_path).write_text(_script(cleaned, voice, wav_path), encoding="utf-8")
         try:
             done = subprocess.run(
-                ["festival", "--batch", script_path], capture_output=True, text=True, timeout=_TIMEOUT_S
+                ["festival", "--batch", script_path],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
             raise TTSError(f"Festival did not finish within {_TIMEOUT_S} s") from None

@@ -22,6 +22,7 @@ from engine.data.tts.voice import (
     TTSUnavailableError,
     Utterance,
     Voice,
+    ascii_english,
     check_prosody,
     check_text,
     tile_phones,
@@ -78,7 +79,9 @@ def map_flite_phone(symbol: str) -> str:
 
 def _run(args: list[str]) -> str:
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            args, capture_output=True, text=True, errors="replace", timeout=_TIMEOUT_S, check=False
+        )
     except subprocess.TimeoutExpired:
         raise TTSError(f"{os.path.basename(args[0])} did not finish within {_TIMEOUT_S} s") from None
     if done.returncode != 0:
@@ -87,8 +90,8 @@ def _run(args: list[str]) -> str:
 
 
 def synthesize_flite(text: str, voice: Voice) -> Utterance:
-    cleaned = check_text(text)
     _check_voice(voice)
+    cleaned = ascii_english(check_text(text), "Flite")
     flite = _binary("flite")
     options = ["-voice", voice.name, "--setf", f"duration_stretch={DEFAULT_RATE / voice.rate:.4f}"]
     f0 = FLITE_VOICES[voice.name]

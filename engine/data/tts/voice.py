@@ -99,6 +99,31 @@ def check_text(text: str) -> str:
     return cleaned
 
 
+_ASCII_PUNCTUATION = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
+                                    "\u2014": "-", "\u2026": "...", "\u00a0": " "})  # fmt: skip
+
+
+def ascii_english(text: str, engine: str) -> str:
+    """Text for engines that read only ASCII English (Flite, Festival): accents are dropped
+    ("cafe"), typographic punctuation becomes ASCII, other symbols become spaces; a letter with no
+    ASCII form is an error, since these engines would skip it silently."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_ASCII_PUNCTUATION))
+    out = []
+    for c in decomposed:
+        if c.isascii():
+            out.append(c)
+        elif unicodedata.category(c) == "Mn":
+            continue  # combining accent
+        elif unicodedata.category(c)[0] in "LN":
+            raise ValueError(
+                f"{engine} reads ASCII English only and cannot say {c!r} in {text[:40]!r}; "
+                "use an espeak voice for other scripts and languages"
+            )
+        else:
+            out.append(" ")
+    return check_text("".join(out))
+
+
 def check_prosody(voice: Voice) -> None:
     lo, hi = RATE_RANGE
     if not lo <= voice.rate <= hi:

@@ -1,0 +1,143 @@
+"""The add-on's bpy-free logic: naming, ARKit matching, time bases, the vertex basis, requests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blender_addon.core import arkit_match, naming, timing
+from blender_addon.core.captions_style import GOOD_SYNC, LOW_SYNC, sync_colour
+from blender_addon.core.request import RequestError, TakeRequest, parse_resolution
+from blender_addon.core.vertex_basis import compact_basis
+from engine.animation import Animation
+from engine.arkit import ARKIT_NAMES
+
+
+def test_take_names_count_up_per_clip_and_stay_blender_safe():
+    assert naming.clip_label("/x/My Take (2).wav") == "My_Take_2"
+    assert naming.clip_label("/x/???.wav") == "clip"
+    existing = ["DF_hello_001", "DF_hello_007", "DF_other_003", "hello_009"]
+    assert naming.take_name("hello", existing) == "DF_hello_008"
+    assert naming.take_name("new", existing) == "DF_new_001"
+    long_take = naming.take_name("x" * 40, [])
+    assert len(naming.basis_key_name(long_take + "y" * 30, 3)) <= naming.MAX_ID_NAME
+
+
+def test_arkit_keys_match_case_and_separator_insensitively():
+    names = ["Basis", "JawOpen", "mouth_close", "ARKit.eyeBlinkLeft", "eyeblinkleft", "smile_custom"]
+    matched = arkit_match.match_arkit_keys(names)
+    assert matched[ARKIT_NAMES.index("jawOpen")] == "JawOpen"
+    assert matched[ARKIT_NAMES.index("mouthClose")] == "mouth_close"
+    assert matched[ARKIT_NAMES.index("eyeBlinkLeft")] == "ARKit.eyeBlinkLeft"  # the first wins
+    assert len(matched) == 3
+
+
+def test_auto_mode_needs_the_jaw_and_a_quarter_of_the_shapes():
+    full = {i: n for i, n in enumerate(ARKIT_NAMES)}
+    assert arkit_match.choose_mode("AUTO", full) == arkit_match.ARKIT
+    no_jaw = {i: n for i, n in full.items() if n != "jawOpen"}
+    assert arkit_match.choose_mode("auto", no_jaw) == arkit_match.VERTEX
+    few = {i: n for i, n in list(full.items())[10:22]}  # includes jawOpen, only 12 names
+    assert arkit_match.choose_mode("AUTO", few) == arkit_match.VERTEX
+    assert arkit_match.choose_mode("ARKIT", few) == arkit_match.ARKIT
+    with pytest.raises(ValueError, match="no(ne)?"):
+        arkit_match.choose_mode("ARKIT", {})
+
+
+@pytest.mark.parametrize(("scene", "engine"), [(24, 24), (23.976, 24), (29.97, 30), (25, 25), (120, 60), (48, 50)])
+def test_engine_rate_is_the_nearest_supported(scene, engine):
+    assert timing.engine_rate_for(scene) == engine
+
+
+def test_resampling_keeps_duration_and_interpolates_linearly():
+    t = np.arange(30) / 30.0
+    arkit = np.repeat(t[:, None], 52, axis=1).astype(np.float32)  # a ramp: value == time
+    offsets = np.repeat(t[:, None, None], 3, axis=2).repeat(4, axis=1).astype(np.float32)
+    source = Animation(fps=30.0, offsets=offsets, arkit=arkit)
+    resampled = timing.resample_animation(source, 24.0)
+    assert resampled.fps == 24.0
+    assert resampled.n_frames == 24
+    expected = np.arange(24) / 24.0
+    assert np.allclose(resampled.arkit[:, 5], expected, atol=1e-6)
+    assert np.allclose(resampled.offsets[:, 2, 1], expected, atol=1e-6)
+    assert timing.resample_animation(source, 30.0) is source
+
+
+def test_emotion_schedule_reduces_to_the_keys_that_matter():
+    emotions = ["happy"] * 30 + ["sad"] * 30
+    intensities = list(np.linspace(0.0, 1.0, 30)) + [0.5] * 30
+    keys = timing.reduce_schedule(emotions, intensities, fps=30.0)
+    # A linear ramp needs its two ends; the switch is as sharp as the frame grid; a constant needs its ends.
+    assert [(round(t * 30), e, round(v, 6)) for t, e, v in keys] == [
+        (0, "happy", 0.0), (29, "happy", 1.0), (30, "sad", 0.5), (59, "sad", 0.5)
+    ]  # fmt: skip
+
+
+def test_emotion_schedule_keeps_every_key_a_wiggle_needs():
+    values = [0.2, 0.2, 0.9, 0.2, 0.2, 0.2]
+    keys = timing.reduce_schedule(["calm"] * 6, values, fps=10.0)
+    times = np.arange(6) / 10.0
+    rebuilt = np.interp(times, [t for t, _, _ in keys], [v for _, _, v in keys])
+    assert np.allclose(rebuilt, values, atol=1e-3)
+    assert len(keys) == 5  # frames 0..3 and the end: the flat tail needs no key in between
+
+
+def test_vertex_basis_reproduces_low_rank_motion_with_few_keys():
+    rng = np.random.default_rng(1)
+    weights = np.sin(np.linspace(0, 20, 600)[:, None] * rng.uniform(0.5, 3, 6)[None]).astype(np.float32)
+    shapes = rng.standard_normal((6, 2000 * 3)).astype(np.float32) * 0.01
+    offsets = (weights @ shapes).reshape(600, 2000, 3)
+    basis = compact_basis(offsets)
+    assert basis.n_keys <= 8
+    assert basis.explained > 0.9999
+    assert np.abs(basis.reconstruct() - offsets).max() < 1e-3 * np.abs(offsets).max() * 10
+    assert np.abs(basis.weights).max() == pytest.approx(1.0)
+
+
+def test_vertex_basis_of_a_silent_take_is_one_empty_key():
+    basis = compact_basis(np.zeros((10, 5, 3), np.float32))
+    assert basis.n_keys == 1 and not basis.basis.any() and not basis.weights.any()
+
+
+def test_sync_colour_goes_red_to_green():
+    red, green = sync_colour(0.0), sync_colour(1.0)
+    assert red[0] > red[1] and green[1] > green[0]
+    assert sync_colour(LOW_SYNC) == red and sync_colour(GOOD_SYNC) == green
+    middle = sync_colour((LOW_SYNC + GOOD_SYNC) / 2)
+    assert middle[0] > 0.8 and middle[1] > 0.8  # yellow
+
+
+def test_request_validation_names_the_fix(tmp_path):
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF....")
+    ok = TakeRequest(audio=str(audio), object_name="Head", emotion="Happy").validate()
+    assert ok.emotion == "happy" and ok.mode == "AUTO"
+    cases = [
+        (dict(audio=str(tmp_path / "missing.wav"), object_name="H"), "not found"),
+        (dict(audio=str(tmp_path / "a.txt"), object_name="H"), "unsupported audio type"),
+        (dict(audio=str(audio), object_name="H", emotion="grumpy"), "choose one of"),
+        (dict(audio=str(audio), object_name="H", intensity=1.5), "between 0 and 1"),
+        (dict(audio=str(audio), object_name="H", style={"jaw_ratio": 3}), r"\[0.0, 1.0\]"),
+        (dict(audio=str(audio), object_name="H", style={"beard": 1}), "unknown style"),
+        (dict(audio=str(audio), object_name="H", render=str(tmp_path / "x.avi")), "must end in .mp4"),
+        (dict(audio=str(audio), object_name="H", render=str(tmp_path / "no" / "x.mp4")), "does not exist"),
+        (dict(audio=str(audio), object_name="H", render=str(tmp_path / "x.mp4"), resolution=(161, 120)), "even"),
+        (dict(audio=str(audio), object_name="H", save=str(tmp_path / "x.txt")), ".blend"),
+        (dict(audio=str(audio), object_name="H", weights=str(tmp_path / "w.safetensors")), "weights file not found"),
+        (dict(audio=str(audio)), "--object"),
+        (dict(audio="", object_name="H"), "no audio file"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(RequestError, match=message):
+            TakeRequest(**kwargs).validate()
+
+
+def test_batch_entries_use_option_names():
+    request = TakeRequest.from_dict({"audio": "a.wav", "object": "Head", "start-frame": 5, "resolution": "320x240"})
+    assert request.object_name == "Head" and request.start_frame == 5 and request.resolution == (320, 240)
+    with pytest.raises(RequestError, match="unknown key 'colour'"):
+        TakeRequest.from_dict({"audio": "a.wav", "colour": 1})
+    with pytest.raises(RequestError, match="'audio'"):
+        TakeRequest.from_dict({"object": "Head"})
+    with pytest.raises(RequestError, match="640x480"):
+        parse_resolution("big")
