@@ -41,7 +41,9 @@ def package_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and not (_SKIP_PARTS & set(p.relative_to(folder).parts)) and p.suffix not in _SKIP_SUFFIXES
+        if p.is_file()
+        and not (_SKIP_PARTS & set(p.relative_to(folder).parts))
+        and p.suffix not in _SKIP_SUFFIXES
     )
 
 
@@ -72,16 +74,20 @@ def build_engine_wheel(version: str, out_dir: Path) -> Path:
             "Requires-Python: >=3.11\n"
         )
         add(archive, f"{dist_info}/METADATA", metadata.encode())
-        add(archive, f"{dist_info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: dualface build_addon\n"
-            b"Root-Is-Purelib: true\nTag: py3-none-any\n")
+        add(
+            archive,
+            f"{dist_info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: dualface build_addon\n"
+            b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         add(archive, f"{dist_info}/top_level.txt", b"engine\n")
         records.append(f"{dist_info}/RECORD,,")
         _write(archive, f"{dist_info}/RECORD", ("\n".join(records) + "\n").encode())
     return wheel
 
 
-def build(out_dir: Path, weights: Path | None) -> Path:
-    manifest = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))
+def build(out_dir: Path, weights: Path | None, manifest_path: Path = MANIFEST) -> Path:
+    manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
     version = manifest["version"]
     if weights is not None and not weights.is_file():
         raise BuildError(
@@ -90,13 +96,15 @@ def build(out_dir: Path, weights: Path | None) -> Path:
         )
     expected_wheel = f"./wheels/{WHEEL_DIST_NAME}-{version}-py3-none-any.whl"
     if manifest.get("wheels") != [expected_wheel]:
-        raise BuildError(f"blender_manifest.toml must list wheels = [\"{expected_wheel}\"] for version {version}")
+        raise BuildError(
+            f'blender_manifest.toml must list wheels = ["{expected_wheel}"] for version {version}'
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     wheel = build_engine_wheel(version, out_dir)
     target = out_dir / f"dualface-{version}.zip"
     partial = target.with_suffix(".zip.partial")
     with zipfile.ZipFile(partial, "w") as archive:
-        _write(archive, "blender_manifest.toml", MANIFEST.read_bytes())
+        _write(archive, "blender_manifest.toml", manifest_path.read_bytes())
         for path in package_files(ADDON_DIR):
             _write(archive, path.relative_to(ADDON_DIR).as_posix(), path.read_bytes())
         _write(archive, f"wheels/{wheel.name}", wheel.read_bytes())

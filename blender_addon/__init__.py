@@ -21,21 +21,21 @@ def _modules():
 
 def register() -> None:
     global _cli_handle
-    from . import headless, retarget_hooks
+    from . import headless, retargeting
 
     for module in _modules():
         module.register()
-    retarget_hooks.register()
+    retargeting.register()
     _cli_handle = headless.register()
 
 
 def unregister() -> None:
     global _cli_handle
-    from . import engine_bridge, headless, retarget_hooks
+    from . import engine_bridge, headless, retargeting
 
     headless.unregister(_cli_handle)
     _cli_handle = None
-    retarget_hooks.unregister()
+    retargeting.unregister()
     for module in reversed(_modules()):
         module.unregister()
     engine_bridge.shutdown()

@@ -177,7 +177,7 @@ def _animate_with_worker(job, settings, weights, progress, cancel):
     key = (settings.python, weights, settings.device)
     with _lock:
         client = _workers.get(key)
-        if client is None or not client.alive():
+        if client is None or not client.alive:
             try:
                 client = WorkerClient(
                     settings.python, weights=weights, device=settings.device, threads=settings.threads

@@ -52,7 +52,8 @@ def _skin_material() -> bpy.types.Material:
         return material
     material = bpy.data.materials.new(MATERIAL_NAME)
     material.diffuse_color = SKIN_COLOUR  # what Workbench and the solid viewport show
-    material.use_nodes = True
+    if material.node_tree is None:  # Blender < 5 creates materials without nodes
+        material.use_nodes = True
     shader = next((n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
     if shader is not None:
         shader.inputs["Base Color"].default_value = SKIN_COLOUR

@@ -2,7 +2,9 @@
 
 The same entry point is a plain function, `main(argv) -> int`, so scripts and tests can run it
 through the bpy module. Background mode has no timers or modal operators, so everything runs
-synchronously. Exit codes: 0 success, 1 a job failed, 2 bad command line.
+synchronously. Exit codes: 0 success; 1 a take failed (bad scene data, engine error, or any job of
+a batch); 2 the request itself is invalid (unknown option, missing audio file, bad value) and
+nothing was done.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import bpy
 
 from . import engine_bridge, pipeline, review, takes
 from .core.request import RENDER_ENGINES, RequestError, TakeRequest, parse_resolution
-from .validation import InputError
+from .validation import InputError, check_audio
 
 COMMAND = "dualface"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -177,7 +179,7 @@ def run_request(
     )
     if request.add_head:
         obj = None  # the head is created only after every other check passed
-        pipeline.check_audio(request.audio)
+        check_audio(request.audio)
         try:
             engine_bridge.resolve_weights(settings.weights)
             engine_bridge.choose_mode(settings)

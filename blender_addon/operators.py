@@ -15,7 +15,7 @@ import bpy
 
 from . import engine_bridge, pipeline, preferences, review, takes
 from .head import add_head
-from .validation import InputError, check_audio, check_target
+from .validation import InputError, check_audio
 
 
 class _Job:
@@ -55,7 +55,7 @@ def prepare_from_panel(context) -> pipeline.Prepared:
     scene = context.scene
     settings = scene.dualface
     obj = settings.target or context.active_object
-    check_target(obj, settings.output_mode)  # before the audio: the object is the likelier mistake
+    pipeline.resolve_target(obj, settings.output_mode)  # before the audio: the likelier mistake
     audio_path = bpy.path.abspath(settings.audio_path) if settings.audio_path.strip() else ""
     audio = check_audio(audio_path)
     start = scene.frame_start if settings.use_scene_start else settings.start_frame
@@ -131,6 +131,7 @@ class DUALFACE_OT_generate(bpy.types.Operator):
             return self._finish(context, {"CANCELLED"})
         if event.type == "ESC":
             _job.cancel.set()
+            return {"RUNNING_MODAL"}  # consumed: Esc means "stop the take", nothing else
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         state = context.window_manager.dualface_job
@@ -147,7 +148,7 @@ class DUALFACE_OT_generate(bpy.types.Operator):
             return self._finish(context, {"CANCELLED"})
         try:
             prepared = _job.prepared
-            prepared.target = check_target(prepared.target.obj, context.scene.dualface.output_mode)
+            prepared.target = pipeline.resolve_target(prepared.target.obj, context.scene.dualface.output_mode)
             result = pipeline.apply(prepared, _job.animation)
         except ReferenceError:
             self.report(

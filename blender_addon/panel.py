@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import engine_bridge, preferences, review, takes
+from . import engine_bridge, preferences, retargeting, review, takes
 from .core import arkit_match
 
 
@@ -84,7 +84,8 @@ def _draw_target_info(layout, obj, requested: str) -> None:
         layout.label(text="Pick a mesh, or add the DualFace head", icon="ERROR")
         return
     key = obj.data.shape_keys
-    matched = arkit_match.match_arkit_keys([b.name for b in key.key_blocks] if key else [])
+    names = [b.name for b in key.key_blocks] if key else []
+    matched = arkit_match.match_arkit_keys(names, retargeting.arkit_overrides(obj))
     try:
         mode = arkit_match.choose_mode(requested, matched)
     except ValueError:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from . import engine_bridge, retarget_hooks, review, takes
+from . import engine_bridge, retargeting, review, takes
 from .core import timing
 from .core.arkit_match import VERTEX
 from .validation import AudioInfo, InputError, Target, check_audio, check_frames, check_target
@@ -44,7 +44,7 @@ def prepare(
 ) -> Prepared:
     """Validate everything a take needs; raises InputError / EngineError and changes nothing."""
     settings = settings or engine_bridge.EngineSettings()
-    target = check_target(obj, mode, retargetable=retarget_hooks.can_retarget)
+    target = resolve_target(obj, mode)
     audio = check_audio(audio_path)
     start = scene.frame_start if start_frame is None else int(start_frame)
     check_frames(scene, start, audio.duration)
@@ -64,6 +64,13 @@ def prepare(
     return Prepared(scene, target, audio, start, job, settings, captions)
 
 
+def resolve_target(obj, mode: str) -> Target:
+    """check_target with what the retargeting modules know (fitted heads, the user's ARKit table)."""
+    return check_target(
+        obj, mode, retargetable=retargeting.can_retarget, arkit_overrides=retargeting.arkit_overrides(obj)
+    )
+
+
 def generate(prepared: Prepared, progress=None, cancel=None):
     """The slow part; safe off the main thread (touches no Blender data)."""
     return engine_bridge.animate(prepared.job, prepared.settings, progress=progress, cancel=cancel)
@@ -75,7 +82,7 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
     offsets = None
     obj = prepared.target.obj
     if prepared.target.mode == VERTEX and len(obj.data.vertices) != animation.offsets.shape[1]:
-        offsets = retarget_hooks.vertex_offsets_for(obj, animation)
+        offsets = retargeting.vertex_offsets_for(obj, animation)
         if offsets is None:
             raise InputError(f"no retargeting module could map the take onto '{obj.name}'")
     result = takes.write_take(

@@ -12,11 +12,11 @@ def addon_name() -> str:
     return __package__
 
 
-def user_folder() -> str:
+def user_folder(create: bool = True) -> str:
     """The extension's user folder (survives upgrades); a plain add-on gets an equivalent folder."""
     if __package__.startswith("bl_ext.") and hasattr(bpy.utils, "extension_path_user"):
-        return bpy.utils.extension_path_user(__package__, create=True)
-    return bpy.utils.user_resource("EXTENSIONS", path=".user/dualface", create=True)
+        return bpy.utils.extension_path_user(__package__, create=create)
+    return bpy.utils.user_resource("EXTENSIONS", path=".user/dualface", create=create)
 
 
 def get(context=None):
@@ -158,7 +158,7 @@ def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
     try:
-        engine_setup.activate(user_folder())
+        engine_setup.activate(user_folder(create=False))
     except (OSError, ValueError):
         pass  # no user folder yet: nothing installed
 

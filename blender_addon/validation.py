@@ -43,11 +43,12 @@ def template_vertex_count() -> int:
     return int(N_VERTICES)
 
 
-def check_target(obj, requested_mode: str, retargetable=None) -> Target:
+def check_target(obj, requested_mode: str, retargetable=None, arkit_overrides=None) -> Target:
     """Validate the mesh to animate and resolve the output mode.
 
     `retargetable(obj) -> bool` says whether a retargeting module can map the engine's face onto
-    a mesh whose vertex count differs from the template's (vertex mode only).
+    a mesh whose vertex count differs from the template's (vertex mode only); `arkit_overrides`
+    is the user's ARKit name -> key name table.
     """
     if obj is None:
         raise InputError("no target object: select a mesh, or pick one as Target in the DualFace panel")
@@ -74,7 +75,7 @@ def check_target(obj, requested_mode: str, retargetable=None) -> Target:
             f"'{obj.name}' uses absolute shape keys; DualFace needs relative keys: tick 'Relative' in the Shape Keys panel"
         )
     names = [block.name for block in mesh.shape_keys.key_blocks] if mesh.shape_keys else []
-    matched = arkit_match.match_arkit_keys(names)
+    matched = arkit_match.match_arkit_keys(names, arkit_overrides)
     try:
         mode = arkit_match.choose_mode(requested_mode, matched)
     except ValueError as error:

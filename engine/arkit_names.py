@@ -123,9 +123,7 @@ def _rank(arkit: str, key: str) -> int:
     return 3
 
 
-def map_shape_keys(
-    names: Iterable[str], overrides: abc.Mapping[str, str] | None = None
-) -> ShapeKeyMapping:
+def map_shape_keys(names: Iterable[str], overrides: abc.Mapping[str, str] | None = None) -> ShapeKeyMapping:
     """Match ARKit names to ``names`` (the mesh's shape keys).
 
     ``overrides`` is the user's editable table (ARKit name -> key name); an empty value means

@@ -68,22 +68,25 @@ def _check_output(path: Path, suffix: str, what: str) -> Path:
 def _options_from(source: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     from engine.api import parse_animate_options
 
-    options = dict(defaults)
-    for key in ("fps", "emotion", "intensity", "style", "language"):
-        if key in source:
-            options[key] = (
-                parse_emotion(source[key])
-                if key == "emotion" and isinstance(source[key], str)
-                else source[key]
-            )
+    unknown = sorted(set(source) - {"fps", "emotion", "intensity", "style", "language"})
+    if unknown:
+        raise UsageError(
+            f"unknown job field(s) {unknown}; a job has audio, output, srt, vtt, captions_json, "
+            "fps, emotion, intensity, style, language"
+        )
+    options = {**defaults, **source}
+    if isinstance(options.get("emotion"), str):
+        options["emotion"] = parse_emotion(options["emotion"])
     try:
         return parse_animate_options(options)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
 
-def build_jobs(args: argparse.Namespace) -> list[Job]:
-    """Every job of this run, fully validated (inputs exist, outputs writable, options valid)."""
+def build_jobs(args: argparse.Namespace) -> list[Job | tuple[str, str]]:
+    """Every job of this run, validated (inputs exist, outputs writable, options valid) before any
+    work. A single take fails with UsageError; in a batch, an invalid job becomes `(audio, error)` and
+    is reported with the others while the valid jobs run."""
     defaults: dict[str, Any] = {"fps": args.fps, "intensity": args.intensity}
     if args.emotion is not None:
         defaults["emotion"] = parse_emotion(args.emotion)
@@ -112,35 +115,50 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
             raise UsageError("with --batch use --captions srt,vtt,json (written next to each output)")
         entries = _read_batch(args.batch)
 
-    jobs = []
+    jobs: list[Job | tuple[str, str]] = []
     seen: set[Path] = set()
     for index, entry in enumerate(entries, start=1):
-        where = f"job {index}" if args.batch is not None else "input"
-        if not isinstance(entry, dict) or "audio" not in entry:
-            raise UsageError(f"{where}: each job needs an 'audio' path")
-        audio = Path(str(entry["audio"]))
-        if args.batch is not None and not audio.is_absolute():
-            audio = (args.batch.parent / audio) if not audio.exists() else audio
-        if not audio.is_file():
-            raise UsageError(f"{where}: audio file {audio} not found")
-        output = entry.get("output")
-        if output is None:
-            folder = args.out_dir if args.out_dir is not None else audio.parent
-            output = folder / (audio.stem + ".npz")
-        output = _check_output(Path(output), ".npz", "output")
-        if output.resolve() in seen:
-            raise UsageError(f"{where}: output {output} is written by an earlier job too")
-        seen.add(output.resolve())
-        captions = {}
-        for key, suffix in CAPTION_SUFFIXES.items():
-            value = entry.get(key)
-            if value is None and key.replace("captions_", "") in formats:
-                value = output.with_suffix(suffix)
-            if value is not None:
-                captions[key] = _check_output(Path(value), suffix, key.replace("_", " "))
-        extra = {k: v for k, v in entry.items() if k not in {"audio", "output", *CAPTION_SUFFIXES}}
-        jobs.append(Job(audio, output, _options_from(extra, defaults), captions))
+        try:
+            jobs.append(_build_job(entry, args, defaults, formats, seen))
+        except UsageError as error:
+            if args.batch is None:
+                raise
+            jobs.append(
+                (
+                    str(entry.get("audio", f"job {index}")) if isinstance(entry, dict) else f"job {index}",
+                    str(error),
+                )
+            )
     return jobs
+
+
+def _build_job(
+    entry: Any, args: argparse.Namespace, defaults: dict, formats: set[str], seen: set[Path]
+) -> Job:
+    if not isinstance(entry, dict) or "audio" not in entry:
+        raise UsageError("each job needs an 'audio' path")
+    audio = Path(str(entry["audio"]))
+    if args.batch is not None and not audio.is_absolute() and not audio.exists():
+        audio = args.batch.parent / audio  # relative to the list file
+    if not audio.is_file():
+        raise UsageError(f"audio file {audio} not found")
+    output = entry.get("output")
+    if output is None:
+        folder = args.out_dir if args.out_dir is not None else audio.parent
+        output = folder / (audio.stem + ".npz")
+    output = _check_output(Path(output), ".npz", "output")
+    if output.resolve() in seen:
+        raise UsageError(f"output {output} is written by an earlier job too")
+    seen.add(output.resolve())
+    captions = {}
+    for key, suffix in CAPTION_SUFFIXES.items():
+        value = entry.get(key)
+        if value is None and key.replace("captions_", "") in formats:
+            value = output.with_suffix(suffix)
+        if value is not None:
+            captions[key] = _check_output(Path(value), suffix, key.replace("_", " "))
+    extra = {k: v for k, v in entry.items() if k not in {"audio", "output", *CAPTION_SUFFIXES}}
+    return Job(audio, output, _options_from(extra, defaults), captions)
 
 
 def _read_batch(path: Path) -> list[dict[str, Any]]:
@@ -207,8 +225,10 @@ def run_animate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    summary = []
+    summary = [{"audio": job[0], "ok": False, "error": job[1]} for job in jobs if isinstance(job, tuple)]
     for job in jobs:
+        if isinstance(job, tuple):
+            continue
         started = time.perf_counter()
         bar = tqdm(total=100, desc=job.audio.name, unit="%", disable=args.quiet, leave=False, file=sys.stderr)
         last = [0]

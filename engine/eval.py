@@ -118,7 +118,10 @@ def evaluate_clip(
     regions: dict[str, np.ndarray] | None,
     device: torch.device,
     closure_threshold: float = DEFAULT_CLOSURE_THRESHOLD_M,
+    lip_reader=None,
 ) -> dict:
+    """One clip's metrics and raw counts; `lip_reader` (default: `model`) reads the lips for PER."""
+    reader = lip_reader if lip_reader is not None else model
     gt_offsets = np.asarray(clip.vertices, np.float32) - np.asarray(clip.template, np.float32)[None]
     n = len(gt_offsets)
     cond = torch.from_numpy(emotion_cond(clip, n, use_emotion=True))[None].to(device)
@@ -136,10 +139,10 @@ def evaluate_clip(
         result["eve_mm2"] = eve(pred, gt, regions["eyes_forehead"]) * MM2
         result["fdd_mm2"] = fdd(pred, gt, regions["upper_face"], clip.template) * MM2
     reference = phone_labels(clip.phones) if clip.phones else []
-    if reference:
+    if reference and clip.phones:
         fps = float(clip.fps)
-        hyp_gt = _read_lips(model, torch.from_numpy(gt - clip.template[None]).to(device))
-        hyp_pred = _read_lips(model, pred_offsets[:t].float())
+        hyp_gt = _read_lips(reader, torch.from_numpy(gt - clip.template[None]).to(device))
+        hyp_pred = _read_lips(reader, pred_offsets[:t].float())
         result["ref_phones"] = len(reference)
         result["edits_gt"] = edit_distance(hyp_gt, reference)
         result["edits_pred"] = edit_distance(hyp_pred, reference)
@@ -167,6 +170,7 @@ def evaluate(
     cache: MelCache | None = None,
     progress: bool = False,
     closure_threshold: float = DEFAULT_CLOSURE_THRESHOLD_M,
+    lip_reader=None,
 ) -> dict:
     """Metrics over `clips`, pooled and per language: {"all": {...}, "by_language": {...}, "clips": [...]}."""
     if not clips:
@@ -175,7 +179,8 @@ def evaluate(
     cache = cache if cache is not None else MelCache(None)
     was_training = model.training
     model.eval()
-    pooled, by_language = _Accumulator(), defaultdict(_Accumulator)
+    pooled = _Accumulator()
+    by_language: dict[str, _Accumulator] = defaultdict(_Accumulator)
     rows = []
     items = clips
     if progress:
@@ -185,7 +190,13 @@ def evaluate(
     try:
         for clip in items:
             result = evaluate_clip(
-                model, clip, cache.mel(clip), _regions_for(clip.template.shape[0]), device, closure_threshold
+                model,
+                clip,
+                cache.mel(clip),
+                _regions_for(clip.template.shape[0]),
+                device,
+                closure_threshold,
+                lip_reader,
             )
             pooled.add(result)
             by_language[clip.language].add(result)
@@ -222,7 +233,11 @@ def format_table(report: dict) -> str:
     return "\n".join([render[0], "-" * len(render[0]), *render[1:]])
 
 
-def run(weights, data, splits=DEFAULT_SPLITS, max_clips=None, device="auto", progress=True) -> dict:
+def run(
+    weights, data, splits=DEFAULT_SPLITS, max_clips=None, device="auto", progress=True, lip_reader=None
+) -> dict:
+    """Load, evaluate every split, return the report; `lip_reader` is another model's weights to
+    read the lips with, so models whose own lip reader is weak or absent (the baseline) compare fairly."""
     from engine.data.readers import open_dataset
     from engine.training.distributed import resolve_device
     from engine.weights import load_checkpoint
@@ -243,9 +258,17 @@ def run(weights, data, splits=DEFAULT_SPLITS, max_clips=None, device="auto", pro
             raise ValueError(f"split {split!r} of {data} is empty; choose another --split")
         chosen[split] = clips[:max_clips] if max_clips else clips
     model = load_checkpoint(path).to(dev)
+    reader = None
+    if lip_reader is not None:
+        reader = load_checkpoint(resolve_weights(lip_reader)).to(dev).eval()
+        if reader.cfg.n_vertices != model.cfg.n_vertices:
+            raise ValueError(
+                f"--lip-reader reads {reader.cfg.n_vertices}-vertex meshes, the model makes {model.cfg.n_vertices}"
+            )
     cache = MelCache(data / "cache" / "log_mel")
-    report = {
+    report: dict = {
         "weights": str(path),
+        "lip_reader": str(resolve_weights(lip_reader)) if lip_reader is not None else str(path),
         "data": str(data),
         "units": {
             "lve_mm2": "mm^2",
@@ -257,7 +280,9 @@ def run(weights, data, splits=DEFAULT_SPLITS, max_clips=None, device="auto", pro
         "splits": {},
     }
     for split, clips in chosen.items():
-        report["splits"][split] = evaluate(model, clips, device=dev, cache=cache, progress=progress)
+        report["splits"][split] = evaluate(
+            model, clips, device=dev, cache=cache, progress=progress, lip_reader=reader
+        )
     return report
 
 
@@ -268,10 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default=",".join(DEFAULT_SPLITS), help="comma-separated split names")
     parser.add_argument("--json", type=Path, help="also write the full report (with per-clip rows) here")
     parser.add_argument("--max-clips", type=int, help="evaluate at most N clips per split")
+    parser.add_argument(
+        "--lip-reader", help="read lips (PER) with these weights instead (compare runs on one reader)"
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    from engine.weights import CheckpointError
+
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     if not splits:
         parser.error("--split needs at least one split name")
@@ -282,8 +312,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--threads must be >= 1")
         torch.set_num_threads(args.threads)
     try:
-        report = run(args.weights, args.data, splits, args.max_clips, args.device, not args.no_progress)
-    except (FileNotFoundError, ValueError) as exc:
+        report = run(
+            args.weights,
+            args.data,
+            splits,
+            args.max_clips,
+            args.device,
+            not args.no_progress,
+            args.lip_reader,
+        )
+    except (FileNotFoundError, ValueError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(report))

@@ -73,10 +73,15 @@ class Lexicon:
         return cls(entries)
 
     def nearest(self, phones: Sequence[str]) -> tuple[str, int] | None:
-        """The most frequent word within 2 edits of `phones` (and within half its length), or None."""
+        """The most frequent word within 2 edits of `phones` (and within half its length), or None.
+
+        Spans under 3 phones match exactly or not at all: one edit away from two phones lie hundreds
+        of words, so a fuzzy match there is a guess, and the slowest one to make."""
         key = tuple(phones)
         if key in self._exact:
             return self._exact[key][1], 0
+        if len(key) < 3:
+            return None
         best: tuple[int, int, str] | None = None  # (distance, rank, word)
         for variant in (key, *_one_deletions(key)):
             for rank, word, pron in self._deletions.get(variant, ()):

@@ -164,7 +164,9 @@ def bilabial_closures(
             "template must be an engine.face.FaceTemplate (it names the inner-lip pairs), or None"
         )
     if gap_fn is None:
-        from engine.face.arkit_basis import inner_lip_gap as gap_fn
+        from engine.face.arkit_basis import inner_lip_gap
+
+        gap_fn = inner_lip_gap
     gap = np.asarray(gap_fn(vertices, template))
     closed = 0
     for phone in targets:

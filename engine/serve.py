@@ -489,7 +489,12 @@ def decode_array(blob: dict):
 
 def serve_stdio(weights: str | None = None, device: str = "auto", threads: int | None = None) -> int:
     """Entry point of `python -m engine serve --stdio`."""
-    protocol_out = sys.stdout
+    import io
+
+    protocol_out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", line_buffering=True)
+    requests_in = io.TextIOWrapper(
+        sys.stdin.buffer, encoding="utf-8", errors="replace"
+    )  # bad bytes: parse_error
     sys.stdout = sys.stderr  # anything a library prints must not corrupt the protocol stream
     try:
         from engine import __version__
@@ -503,7 +508,7 @@ def serve_stdio(weights: str | None = None, device: str = "auto", threads: int |
         )
         protocol_out.flush()
         return 2
-    worker = Worker(engine, sys.stdin, protocol_out)
+    worker = Worker(engine, requests_in, protocol_out)
     worker.send(
         {
             "id": None,

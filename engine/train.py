@@ -9,6 +9,7 @@ See docs/readme/training.md for configs, ablations and the time-budget mode.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     epochs = result["epochs"]
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 speaks for the run
     if epochs:
         print(f"done: {len(epochs)} epoch(s) this session, run folder {result['out']}")
     else:

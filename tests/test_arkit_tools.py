@@ -33,7 +33,15 @@ def test_jaw_open_spellings(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["eyeBlink_L", "eyeBlinkLeft", "EyeBlink_Left", "eye_blink_left", "eyeBlinkL", "EYE_BLINK_L", "Eye_Blink_L"],
+    [
+        "eyeBlink_L",
+        "eyeBlinkLeft",
+        "EyeBlink_Left",
+        "eye_blink_left",
+        "eyeBlinkL",
+        "EYE_BLINK_L",
+        "Eye_Blink_L",
+    ],
 )
 def test_eye_blink_left_spellings(name):
     assert arkit_name_for(name) == "eyeBlinkLeft"
@@ -41,7 +49,14 @@ def test_eye_blink_left_spellings(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["Face.jawOpen", "A01_JawOpen", "blendShape1.jawOpen", "AK_25_JawOpen", "Genesis8:jawOpen", "jawOpen.001"],
+    [
+        "Face.jawOpen",
+        "A01_JawOpen",
+        "blendShape1.jawOpen",
+        "AK_25_JawOpen",
+        "Genesis8:jawOpen",
+        "jawOpen.001",
+    ],
 )
 def test_export_prefixes_and_suffixes(name):
     assert arkit_name_for(name) == "jawOpen"
@@ -106,7 +121,8 @@ def test_exact_spelling_beats_variants():
 def test_user_overrides():
     names = ["Blink_Custom", "jawOpen", "JawOpen_old"]
     mapping = map_shape_keys(
-        names, overrides={"eyeBlinkLeft": "Blink_Custom", "jawOpen": "", "mouthClose": "no_such_key", "bogus": "x"}
+        names,
+        overrides={"eyeBlinkLeft": "Blink_Custom", "jawOpen": "", "mouthClose": "no_such_key", "bogus": "x"},
     )
     assert mapping.matched["eyeBlinkLeft"] == "Blink_Custom"
     assert "jawOpen" in mapping.missing and "jawOpen" not in mapping.matched  # explicitly unmapped

@@ -126,7 +126,13 @@ def test_batch_reports_failures_and_keeps_good_results(tmp_path, weights, capsys
     bad.write_bytes(b"not audio at all" * 20)
     out = tmp_path / "out"
     out.mkdir()
-    jobs = [{"audio": str(good), "emotion": "sad"}, {"audio": str(bad)}, {"audio": str(silent), "fps": 60}]
+    jobs = [
+        {"audio": str(good), "emotion": "sad"},
+        {"audio": str(bad)},
+        {"audio": str(silent), "fps": 60},
+        {"audio": str(tmp_path / "missing.wav")},
+        {"audio": str(good), "output": str(out / "typo.npz"), "emotoin": "sad"},
+    ]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     code = main(
         ["animate", "--batch", str(tmp_path / "jobs.json"), "--out-dir", str(out), "--captions", "srt,vtt",
@@ -134,7 +140,8 @@ def test_batch_reports_failures_and_keeps_good_results(tmp_path, weights, capsys
     )  # fmt: skip
     assert code == 1
     report = capsys.readouterr().out
-    assert "FAILED" in report and "2 of 3 succeeded" in report
+    assert "2 of 5 succeeded" in report
+    assert "not found" in report and "emotoin" in report and "cannot decode" in report
     assert _files(out) == ["good.npz", "good.srt", "good.vtt", "silent.npz", "silent.srt", "silent.vtt"]
     assert Animation.load(out / "silent.npz").n_frames == 30
     (tmp_path / "list.txt").write_text(f"# takes\n{good}\n\n{silent}\n")
@@ -155,6 +162,7 @@ def test_parse_emotion_forms(tmp_path):
     assert parse_emotion(str(schedule)) == [(0, "calm", 1), (1, "sad", 0.5)]
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch: several seconds on a busy machine
 def test_module_entry_point(tmp_path, weights):
     wav = _wav(tmp_path / "a.wav", 0.5)
     result = subprocess.run(

@@ -166,6 +166,36 @@ def test_step_by_step_matches_generate_and_stops_at_the_end():
     assert torch.allclose(torch.stack([f[1] for f in frames], 1), arkit, atol=1e-6)
 
 
+def test_batched_generation_equals_one_clip_at_a_time():
+    """Chunks of different audio lengths decoded side by side, as the inference engine does."""
+    model = tiny_model().eval()
+    randomise_heads(model)
+    batch = collate(make_examples(frames=(18, 18)))
+    mel_len = torch.tensor([batch["mel"].shape[1], 40])  # the second clip's audio ends early
+    together = model.generate(batch["mel"], 30.0, batch["cond"], batch["style"], mel_len=mel_len)
+    alone = model.generate(
+        batch["mel"][1:, :40], 30.0, batch["cond"][1:], batch["style"][1:], mel_len=mel_len[1:]
+    )
+    assert torch.allclose(together[0][1], alone[0][0], atol=1e-6)
+    assert torch.allclose(together[1][1], alone[1][0], atol=1e-6)
+
+
+def test_speed_probe_reports_positive_timings():
+    from engine.model.speed import measure
+
+    result = measure(tiny_model(), batch=2, seconds=1.0, calls=3)
+    assert result["step_s"] > 0 and result["audio_encoder_s"] > 0
+    assert result["projected_clip_s"] >= result["chunk_frames"] * result["step_s"]
+
+
+def test_bad_audio_input_is_refused_with_the_fix():
+    model = tiny_model().eval()
+    with pytest.raises(ValueError, match="log_mel"):
+        model.encode_audio(torch.zeros(1, 50, 40), 30.0, 10)
+    with pytest.raises(ValueError, match="fps > 0"):
+        model.encode_audio(torch.zeros(1, 50, 80), 0.0, 10)
+
+
 def test_start_rejects_mismatched_conditioning():
     model = tiny_model().eval()
     feat = torch.zeros(2, 10, 32)
@@ -259,6 +289,17 @@ def test_loss_terms_are_finite_and_total_is_their_weighted_sum():
     assert torch.isclose(losses["total"], total)
     losses["total"].backward()
     assert model.decoder.offset_head.weight.grad.abs().sum() > 0
+
+
+def test_lip_reading_of_predictions_trains_the_generator_not_the_reader():
+    model = tiny_model()
+    randomise_heads(model)
+    batch = collate(make_examples())
+    out = model(batch)
+    loss = ctc(out["lip_ctc_pred"], batch, torch.ones(2, 24, dtype=torch.bool))
+    loss.backward()
+    assert model.decoder.offset_head.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.lip_head.parameters())
 
 
 def test_infonce_penalises_collapsed_motion_features():

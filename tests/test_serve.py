@@ -127,13 +127,14 @@ def test_raw_protocol_bad_lines(files):
     try:
         assert json.loads(process.stdout.readline())["type"] == "ready"
         for line, code in [
-            ("this is not json", "parse_error"),
-            ("[1, 2]", "invalid_request"),
-            ('{"method": "ping"}', "invalid_request"),
-            ('{"id": 7, "method": "animate", "params": 3}', "invalid_request"),
-            ('{"id": 8, "method": "animate", "params": {}}', "invalid_params"),
+            (b"this is not json", "parse_error"),
+            (b'{"id": "\xff\xfe broken utf-8', "parse_error"),
+            (b"[1, 2]", "invalid_request"),
+            (b'{"method": "ping"}', "invalid_request"),
+            (b'{"id": 7, "method": "animate", "params": 3}', "invalid_request"),
+            (b'{"id": 8, "method": "animate", "params": {}}', "invalid_params"),
         ]:
-            process.stdin.write(line + "\n")
+            process.stdin.buffer.write(line + b"\n")
             process.stdin.flush()
             reply = json.loads(process.stdout.readline())
             assert reply["type"] == "error" and reply["error"]["code"] == code, (line, reply)

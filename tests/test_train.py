@@ -179,6 +179,8 @@ def test_resume_continues_exactly_and_seed_is_deterministic(tiny_data, straight_
     assert [e["epoch"] for e in second["epochs"]] == [2]
     assert _train_losses(second) == _train_losses(straight)[1:]
     assert second["epochs"][0]["val"] == straight["epochs"][1]["val"]
+    log = [json.loads(line) for line in (tmp_path / "split" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in log if r["kind"] != "step"] == ["start", "epoch", "resume", "epoch"]
     # a finished run resumes to nothing
     assert _run(tiny_data, tmp_path / "split", resume=True)["epochs"] == []
     other_seed = _run(tiny_data, tmp_path / "seed1", seed=1, stop_after=1)
@@ -276,7 +278,7 @@ def test_clip_dataset_crops_and_caches_features(tiny_data, monkeypatch):
     assert len(whole["offsets"]) == len(clips[0].vertices) and whole["phones"] == full_labels
 
     # a fresh cache reads the stored features instead of recomputing them ...
-    assert len(list(cache_dir.glob(f"{clips[0].clip_id}-*.npz"))) == 1
+    assert len(list(cache_dir.glob(f"{clips[0].clip_id}-*.npy"))) == 1
 
     def no_compute(path):
         raise AssertionError("recomputed a cached mel")

@@ -1,7 +1,8 @@
 """Which of a mesh's shape keys are ARKit blendshapes, and which output mode a mesh gets.
 
-Rigs name ARKit keys inconsistently ('jawOpen', 'JawOpen', 'jaw_open', 'ARKit.jawOpen'), so names
-are compared after lower-casing and dropping separators and a few common prefixes.
+The engine's matcher (engine.arkit_names: vendor aliases, '_L'/'_R' sides, export prefixes, the
+user's override table) decides first; names it cannot split into words ('eyeblinkleft',
+'JAWOPEN') are then compared case-insensitively with separators and a few prefixes dropped.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from engine.arkit import ARKIT_NAMES
+from engine.arkit import ARKIT_INDEX, ARKIT_NAMES
 
 ARKIT = "ARKIT"
 VERTEX = "VERTEX"
@@ -33,13 +34,24 @@ def canonical(name: str) -> str:
 _CANONICAL_ARKIT: dict[str, int] = {re.sub(r"[^0-9a-z]", "", n.lower()): i for i, n in enumerate(ARKIT_NAMES)}
 
 
-def match_arkit_keys(key_names: Iterable[str]) -> dict[int, str]:
-    """ARKit channel index -> the mesh's own key name. The first key wins when a rig has duplicates."""
-    matched: dict[int, str] = {}
-    for name in key_names:
+def match_arkit_keys(key_names: Iterable[str], overrides: dict[str, str] | None = None) -> dict[int, str]:
+    """ARKit channel index -> the mesh's own key name.
+
+    `overrides` (ARKit name -> key name, '' for "no key") is the user's table and always wins;
+    shapes the engine's matcher finds ambiguous are left for the user to choose."""
+    from engine.arkit_names import map_shape_keys
+
+    names = [n for n in key_names if isinstance(n, str) and n]
+    mapping = map_shape_keys(names, overrides)
+    matched = {ARKIT_INDEX[arkit]: key for arkit, key in mapping.matched.items()}
+    used = set(matched.values())
+    undecidable = set(mapping.ambiguous) | {a for a, key in (overrides or {}).items() if not key}
+    for name in names:  # the case-insensitive fallback
         index = _CANONICAL_ARKIT.get(canonical(name))
-        if index is not None and index not in matched:
-            matched[index] = name
+        if index is None or index in matched or name in used or ARKIT_NAMES[index] in undecidable:
+            continue
+        matched[index] = name
+        used.add(name)
     return matched
 
 

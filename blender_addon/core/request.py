@@ -6,23 +6,16 @@ every error message names the fix.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from engine.data.style import STYLE_FIELDS, SpeakerStyle
 from engine.emotions import EMOTIONS
 
 from .arkit_match import ARKIT, AUTO, VERTEX
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".aif", ".aiff")
 RENDER_ENGINES = ("WORKBENCH", "EEVEE")
-STYLE_LIMITS: dict[str, tuple[float, float]] = {  # mirrors engine.data.style.SpeakerStyle
-    "articulation": (0.0, 2.0),
-    "jaw_ratio": (0.0, 1.0),
-    "lip_rounding": (0.0, 2.0),
-    "timing_jitter": (0.0, 0.1),
-    "smile_bias": (-1.0, 1.0),
-}
 
 
 class RequestError(ValueError):
@@ -53,12 +46,15 @@ class TakeRequest:
         self.emotion = self.emotion.strip().lower()
         if not (isinstance(self.intensity, (int, float)) and 0.0 <= self.intensity <= 1.0):
             raise RequestError(f"intensity must be a number between 0 and 1, got {self.intensity!r}")
-        for name, value in self.style.items():
-            if name not in STYLE_LIMITS:
-                raise RequestError(f"unknown style setting {name!r}; use {', '.join(STYLE_LIMITS)}")
-            low, high = STYLE_LIMITS[name]
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
-                raise RequestError(f"style {name}={value!r} must lie in [{low}, {high}]")
+        unknown = sorted(set(self.style) - set(STYLE_FIELDS))
+        if unknown:
+            raise RequestError(
+                f"unknown style setting(s) {', '.join(unknown)}; use {', '.join(STYLE_FIELDS)}"
+            )
+        try:
+            SpeakerStyle(**{name: float(value) for name, value in self.style.items()})
+        except (TypeError, ValueError) as error:
+            raise RequestError(f"style: {error}") from None
         if self.mode.upper() not in (AUTO, ARKIT, VERTEX):
             raise RequestError(f"output mode {self.mode!r} must be auto, arkit or vertex")
         self.mode = self.mode.upper()

@@ -6,9 +6,9 @@ The log floor maps to exactly 0, so digital silence, batch padding and the encod
 are the same value.
 
 The computation is librosa's `feature.melspectrogram` (Hann window, centred frames with zero
-padding, Slaney mel scale and norm) written out in numpy: importing librosa costs seconds of
-start-up (it pulls in scipy.signal and numba), which the add-on and the CLI should not pay on every
-take. tests/test_features.py checks the result equals librosa's.
+padding, Slaney mel scale and norm) written out with numpy and torch.stft: importing librosa costs
+seconds of start-up (it pulls in scipy.signal and numba), which the CLI and the add-on's worker
+should not pay on every take. tests/test_features.py checks the result equals librosa's.
 """
 
 from __future__ import annotations
@@ -64,14 +64,23 @@ def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def power_spectrogram(audio: np.ndarray) -> np.ndarray:
-    """|STFT|^2 [Tm, n_fft/2+1] with centred frames and zero padding (librosa.stft, center=True)."""
-    padded = np.pad(audio, N_FFT // 2)
-    n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH
-    frames = np.lib.stride_tricks.as_strided(
-        padded, shape=(n_frames, N_FFT), strides=(padded.strides[0] * HOP_LENGTH, padded.strides[0])
+    """|STFT|^2 [Tm, n_fft/2+1] with centred frames and zero padding (librosa.stft, center=True).
+
+    torch.stft: about 3x faster than numpy's FFT on CPU (float32 throughout); torch is imported here,
+    not at module level, so light callers can import this module for its constants.
+    """
+    import torch
+
+    spectrum = torch.stft(
+        torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+        n_fft=N_FFT,
+        hop_length=HOP_LENGTH,
+        window=torch.from_numpy(_window()),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
     )
-    spectrum = np.fft.rfft(frames * _window(), axis=1)
-    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    return (spectrum.real.square() + spectrum.imag.square()).T.contiguous().numpy()
 
 
 @lru_cache(maxsize=1)

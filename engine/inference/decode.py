@@ -1,8 +1,8 @@
 """Offline decoding of whole clips with bounded memory and linear cost (see `chunking` for the plan).
 
-Three passes, each windowed so that no tensor grows with clip length beyond the per-frame outputs:
-audio encoder windows (exact: each window carries the encoder's full receptive field as context),
-the batched chunk decode, and lip reading over windows (also exact, its context is finite).
+No tensor grows with clip length beyond the per-frame outputs: the audio encoder runs over windows
+(exact: each carries the encoder's full receptive field as context), the decoder over a batch of
+chunks, and the lip reader over the motion embeddings the decoder already computed.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from engine.inference.chunking import Chunk, merge_chunks, plan_chunks, plan_windows
-from engine.model.audio_encoder import ENCODER_RATE, MEL_RATE, SUBSAMPLING, resample_to_frames
+from engine.model.audio_encoder import ENCODER_RATE, SUBSAMPLING, resample_to_frames
 
 ENCODER_CORE_FRAMES = 750  # 30 s per encoder window
-LIP_WINDOW_FRAMES = 1800
 
 
 class Cancelled(RuntimeError):
@@ -165,37 +164,6 @@ def lip_logprobs(model, motion_feat: np.ndarray, device, dtype=torch.float32) ->
 
 
 @torch.no_grad()
-def read_lips_windowed(model, offsets: np.ndarray, device, dtype=torch.float32, cancel=None) -> np.ndarray:
-    """Lip-reader log-probs [T, VOCAB] of motion [T, V, 3], computed over windows with exact context."""
-    n = offsets.shape[0]
-    cfg = model.cfg
-    context = cfg.motion_layers * cfg.motion_window + 4  # causal attention reach + the head's +-2 conv
-    parts = []
-    for window in plan_windows(n, LIP_WINDOW_FRAMES, context):
-        check_cancel(cancel)
-        segment = torch.from_numpy(np.ascontiguousarray(offsets[window.start : window.end])).to(device, dtype)
-        logprobs = model.read_lips(segment[None])[0].float()
-        parts.append(
-            logprobs[window.keep_start - window.start : window.keep_end - window.start].cpu().numpy()
-        )
-    return np.concatenate(parts, axis=0)
-
-
-@torch.no_grad()
 def audio_logprobs(model, audio_feat: torch.Tensor) -> np.ndarray:
     """What the audio encoder hears, per motion frame: [T, VOCAB]."""
     return model.audio_phoneme_logprobs(audio_feat[None])[0].float().cpu().numpy()
-
-
-__all__ = [
-    "MEL_RATE",
-    "Cancelled",
-    "ClipInput",
-    "DecodePlan",
-    "audio_logprobs",
-    "audio_valid_frames",
-    "decode_clips",
-    "encode_audio_windowed",
-    "lip_logprobs",
-    "read_lips_windowed",
-]

@@ -99,8 +99,10 @@ class Stream:
         valid = torch.zeros(1, self._capacity, dtype=torch.bool, device=self.device)
         with torch.inference_mode():
             self.state = self.model.start(feat, cond, style_t, valid)
-            # the masks may be broadcast views; the stream writes into them, so give them storage
-            self.state.decoder.cross = [(kv, mask.contiguous()) for kv, mask in self.state.decoder.cross]
+            # the stream writes into these buffers: give any broadcast view its own storage
+            self.state.decoder.cross = [
+                tuple(b.contiguous() for b in entry) for entry in self.state.decoder.cross
+            ]
             self._fill_condition(0, self._capacity)
 
     # ------------------------------------------------------------------------------------ public
@@ -216,19 +218,20 @@ class Stream:
         return frames
 
     def _write_features(self, first_global: int, features: torch.Tensor) -> None:
-        """Store audio keys/values of frames first_global.. in the decoder state's cross-attention.
+        """Store the audio keys/values (and validity) of frames first_global.. in the decoder state.
 
-        Uses the layer's own `precompute` on the new features alone and copies the unpadded part into
-        the state's padded buffers (time is the second-to-last axis of the keys/values and the last
-        of the mask), so the stored values are exactly what `start` would have computed."""
-        state = self.state.decoder
+        Each layer's own `precompute` runs on the new features alone and its unpadded part is copied
+        into the state's padded buffers, so the stored values are exactly what `start` computes; the
+        time axis of each buffer is the one as long as the state (capacity + 2 * radius)."""
         start = first_global - self._base + self.radius
         n = features.shape[0]
         valid = torch.ones(1, n, dtype=torch.bool, device=self.device)
-        for layer, (kv_pad, mask_pad) in zip(self.model.decoder.layers, state.cross):
-            kv_new, mask_new = layer.cross_attn.precompute(features[None], valid)
-            kv_pad[..., start : start + n, :] = kv_new[..., self.radius : self.radius + n, :]
-            mask_pad[..., start : start + n] = mask_new[..., self.radius : self.radius + n]
+        for layer, buffers in zip(self.model.decoder.layers, self.state.decoder.cross):
+            fresh = layer.cross_attn.precompute(features[None], valid)
+            for buffer, new in zip(buffers, fresh):
+                axis = self._time_axis(buffer)
+                target = buffer.narrow(axis, start, n)
+                target.copy_(new.narrow(axis, self.radius, n))
 
     def _fill_condition(self, first_position: int, end_position: int) -> None:
         n = end_position - first_position
@@ -250,6 +253,13 @@ class Stream:
                 )
         return [*state.decoder.caches, *state.motion.caches]
 
+    def _time_axis(self, buffer: torch.Tensor) -> int:
+        length = self._capacity + 2 * self.radius
+        axes = [i for i, size in enumerate(buffer.shape) if size == length]
+        if not axes:
+            raise RuntimeError(f"unexpected decoder cross-attention buffer shape {tuple(buffer.shape)}")
+        return axes[-1]
+
     def _rebase(self) -> None:
         """Shift every absolute frame index of the state back by `shift`, a multiple of every ring
         window: ring slots (t mod W) and ALiBi distances (differences) are unchanged, and t stays
@@ -258,12 +268,17 @@ class Stream:
         decoder, motion = self.state.decoder, self.state.motion
         decoder.t -= shift
         motion.t -= shift
-        blocked = torch.finfo(self.dtype).min
-        for kv_pad, mask_pad in decoder.cross:
-            kv_pad[..., :-shift, :] = kv_pad[..., shift:, :].clone()
-            kv_pad[..., -shift:, :] = 0
-            mask_pad[..., :-shift] = mask_pad[..., shift:].clone()
-            mask_pad[..., -shift:] = blocked
+        d = self.model.cfg.d_model
+        silence = torch.zeros(1, shift, d, device=self.device, dtype=self.dtype)
+        invalid = torch.zeros(1, shift, dtype=torch.bool, device=self.device)
+        for layer, buffers in zip(self.model.decoder.layers, decoder.cross):
+            empty = layer.cross_attn.precompute(silence, invalid)  # what "no audio here" looks like
+            for buffer, blank in zip(buffers, empty):
+                axis = self._time_axis(buffer)
+                length = buffer.shape[axis]
+                kept = buffer.narrow(axis, shift, length - shift).clone()
+                buffer.narrow(axis, 0, length - shift).copy_(kept)
+                buffer.narrow(axis, length - shift, shift).copy_(blank.narrow(axis, self.radius, shift))
         decoder.condition[:, :-shift] = decoder.condition[:, shift:].clone()
         self._base += shift
         self._fill_condition(self._capacity - shift, self._capacity)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.model.audio_encoder import AudioEncoder, subsampled_length
+from engine.model.audio_encoder import ENCODER_RATE, AudioEncoder, subsampled_length
 from engine.model.config import ModelConfig
 from engine.model.decoder import DecoderState, FaceDecoder
 from engine.model.mesh_attention import (
@@ -122,7 +122,17 @@ class DualFace(nn.Module):
 
     def encode_audio(self, mel: Tensor, fps: float, n_frames: int, mel_len: Tensor | None = None) -> Tensor:
         """log-mel [B,Tm,80] -> audio features [B,n_frames,d_model] at `fps`."""
-        return self.audio_encoder(mel, mel_len, float(fps), int(n_frames))
+        if mel.ndim != 3 or mel.shape[-1] != self.cfg.n_mels:
+            raise ValueError(
+                f"mel must be [B, Tm, {self.cfg.n_mels}] (engine.audio.features.log_mel, batched), "
+                f"got {tuple(mel.shape)}"
+            )
+        if mel.shape[1] == 0 or int(n_frames) < 1 or not float(fps) > 0:
+            raise ValueError(
+                f"need audio, n_frames >= 1 and fps > 0; got Tm={mel.shape[1]}, {n_frames}, {fps}"
+            )
+        weight = self.audio_encoder.proj.weight
+        return self.audio_encoder(mel.to(weight.dtype), mel_len, float(fps), int(n_frames))
 
     def audio_phoneme_logprobs(self, audio_feat: Tensor) -> Tensor:
         """What the audio encoder hears: [B,T,D] -> log-probs [B,T,len(VOCAB)] (captions, eval)."""
@@ -138,7 +148,7 @@ class DualFace(nn.Module):
         if mel_len is None:
             return torch.ones(b, n_frames, dtype=torch.bool, device=device)
         enc_len = subsampled_length(mel_len.to(device).long())
-        limit = torch.ceil(enc_len.double() * fps / 25.0).long().clamp(min=1)
+        limit = torch.ceil(enc_len.float() * (fps / ENCODER_RATE)).long().clamp(min=1)
         return frames[None, :] < limit[:, None]
 
     def _check_condition(self, audio_feat: Tensor, cond: Tensor, style: Tensor) -> None:
@@ -189,7 +199,7 @@ class DualFace(nn.Module):
                     self.decoder.shift_inputs(inputs), condition, audio_feat, audio_valid
                 )
 
-        lip_pred = self.lip_head(self.motion_encoder(pred), frame_valid) if cfg.dual_task else None
+        lip_pred = self._judge_lips(pred, frame_valid) if cfg.dual_task else None
         return {
             "pred_offsets": pred / cfg.motion_scale,
             "pred_arkit": arkit,
@@ -201,6 +211,17 @@ class DualFace(nn.Module):
             "audio_proj": self.audio_proj(audio_feat) if cfg.consistency else None,
             "motion_proj": self.motion_proj(motion_feat) if cfg.consistency else None,
         }
+
+    def _judge_lips(self, pred_scaled: Tensor, frame_valid: Tensor | None) -> Tensor:
+        """Lip-read predicted motion with the reader's weights frozen (detached) for this term only.
+
+        The dual task's feedback should make the *generated* lips readable; letting this loss also
+        train the reader would teach it to read blurred predictions instead. The reader learns from
+        ground-truth motion (lip_ctc_gt)."""
+        encoder = {k: v.detach() for k, v in self.motion_encoder.named_parameters()}
+        head = {k: v.detach() for k, v in self.lip_head.named_parameters()}
+        feat = torch.func.functional_call(self.motion_encoder, encoder, (pred_scaled,))
+        return torch.func.functional_call(self.lip_head, head, (feat, frame_valid))
 
     # ----------------------------------------------------------------------------- inference
     def start(

@@ -9,6 +9,7 @@ w_v = cfg.lip_weight on lip vertices (MediaPipe 'lips' region, or batch["lip_mas
     audio_ctc   = CTC(audio phone log-probs, phones)                              (batch has "phones")
     lip_ctc     = CTC(lip reader on ground-truth motion, phones)                  (dual_task)
     lip_ctc_pred= CTC(lip reader on predicted motion, phones)                     (dual_task)
+                  (the reader's weights are frozen for this term: it trains the generator only)
     consistency = mean_bt m_bt (1 - cos(P_a a_bt, P_m g_bt))                      (consistency)
     infonce     = -1/2 mean_bt [log softmax_s(cos(P_a a_bt, P_m g_bs)/tau)_t
                                + log softmax_s(cos(P_a a_bs, P_m g_bt)/tau)_t]    (consistency)
@@ -53,7 +54,8 @@ def vertex_weights(batch: dict, n_vertices: int, lip_weight: float, like: Tensor
         mask = mediapipe_lip_mask()
     weights = torch.ones(n_vertices, dtype=like.dtype, device=like.device)
     if mask is not None:
-        mask = torch.as_tensor(np.asarray(mask), device=like.device).bool()
+        mask = mask if isinstance(mask, Tensor) else torch.from_numpy(np.array(mask, dtype=bool))
+        mask = mask.to(device=like.device, dtype=torch.bool)
         if mask.shape != (n_vertices,):
             raise ValueError(f"batch['lip_mask'] must be [{n_vertices}] booleans, got {tuple(mask.shape)}")
         weights = torch.where(mask, torch.full_like(weights, lip_weight), weights)

@@ -117,8 +117,7 @@ class MeshAttentionEncoder(nn.Module):
         self.patch_weight = nn.Parameter(torch.randn(p, 3 * r, dp) / math.sqrt(3 * r))
         self.patch_embed = nn.Parameter(torch.randn(p, dp) * 0.02)
         self.space = nn.ModuleList(
-            FullTransformerLayer(dp, cfg.mesh_heads, cfg.mesh_ff_mult)
-            for _ in range(cfg.mesh_layers)
+            FullTransformerLayer(dp, cfg.mesh_heads, cfg.mesh_ff_mult) for _ in range(cfg.mesh_layers)
         )
         self.pool_norm = nn.LayerNorm(p * dp)
         self.pool = nn.Linear(p * dp, cfg.d_model)

@@ -33,7 +33,12 @@ def best_time(fn: Callable[[], object], calls: int, repeats: int = 5) -> float:
 
 
 def measure(
-    model: DualFace, batch: int = 8, seconds: float = 60.0, fps: float = 30.0, overlap: int = 30
+    model: DualFace,
+    batch: int = 8,
+    seconds: float = 60.0,
+    fps: float = 30.0,
+    overlap: int = 30,
+    calls: int = 50,
 ) -> dict[str, float]:
     """Per-step and per-clip timings (seconds) of `model` in eval mode."""
     cfg = model.cfg
@@ -53,7 +58,7 @@ def measure(
             state.decoder.t = warm  # keep decoding inside the clip; caches stay full
             model.step(state)
 
-        step = best_time(one_step, calls=50)
+        step = best_time(one_step, calls=calls)
         mel = torch.rand(1, int(seconds * 100) + 1, cfg.n_mels)
         encode = best_time(lambda: model.encode_audio(mel, fps, n_frames), calls=1, repeats=3)
     return {

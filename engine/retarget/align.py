@@ -42,7 +42,9 @@ class Similarity:
 
     @classmethod
     def from_dict(cls, data: dict) -> Similarity:
-        return cls(np.asarray(data["rotation"], float), float(data["scale"]), np.asarray(data["translation"], float))
+        return cls(
+            np.asarray(data["rotation"], float), float(data["scale"]), np.asarray(data["translation"], float)
+        )
 
     @classmethod
     def identity(cls) -> Similarity:
@@ -84,6 +86,8 @@ def umeyama(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None =
     rotation = u @ fix @ vt
     scale = float(np.trace(np.diag(sig) @ fix) / var_s)
     if scale <= 0:
-        raise RetargetError("the landmarks map the face onto its mirror image; check left/right landmark names")
+        raise RetargetError(
+            "the landmarks map the face onto its mirror image; check left/right landmark names"
+        )
     translation = mu_t - scale * rotation @ mu_s
     return Similarity(rotation, scale, translation)

@@ -8,7 +8,7 @@ that follow the jaw fully, and carried into the user's frame by the landmark ali
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from scipy import sparse
@@ -19,7 +19,7 @@ from engine.retarget.errors import RetargetError
 from engine.retarget.mesh import check_mesh, edges
 
 
-class Part(str, Enum):
+class Part(StrEnum):
     SKIN = "skin"  # brows, lashes, beard: follow the surface like the head
     TEETH = "teeth"  # one mesh with both rows: split by position
     UPPER_TEETH = "upper_teeth"
@@ -31,8 +31,17 @@ class Part(str, Enum):
 _NAME_RULES: tuple[tuple[re.Pattern, Part], ...] = (
     (re.compile(r"lash|brow|lid|beard|mustache|moustache|stubble|hair", re.I), Part.SKIN),
     (re.compile(r"tongue", re.I), Part.TONGUE),
-    (re.compile(r"(upper|top|up)[\W_]*(teeth|tooth|gum)|(teeth|tooth|gum)[\W_]*(upper|top|up)\b", re.I), Part.UPPER_TEETH),
-    (re.compile(r"(lower|bottom|low|down)[\W_]*(teeth|tooth|gum)|(teeth|tooth|gum)[\W_]*(lower|bottom|low|down)\b", re.I), Part.LOWER_TEETH),
+    (
+        re.compile(r"(upper|top|up)[\W_]*(teeth|tooth|gum)|(teeth|tooth|gum)[\W_]*(upper|top|up)\b", re.I),
+        Part.UPPER_TEETH,
+    ),
+    (
+        re.compile(
+            r"(lower|bottom|low|down)[\W_]*(teeth|tooth|gum)|(teeth|tooth|gum)[\W_]*(lower|bottom|low|down)\b",
+            re.I,
+        ),
+        Part.LOWER_TEETH,
+    ),
     (re.compile(r"teeth|tooth|gum|denture|mouth[\W_]*(interior|bag|inside)", re.I), Part.TEETH),
     (re.compile(r"eye|cornea|iris|pupil|sclera", re.I), Part.EYE),
 )
@@ -65,7 +74,11 @@ def classify_part(name: str, vertices: np.ndarray, head: Correspondence) -> Part
     nose_bottom = fitted[tpl.landmarks["nose_bottom"], 2]
     chin = fitted[tpl.landmarks["chin"], 2]
     lips_front = fitted[tpl.landmarks["upper_lip_center"], 1]
-    if corners[0, 0] <= centre[0] <= corners[1, 0] and chin < centre[2] < nose_bottom and centre[1] > lips_front:
+    if (
+        corners[0, 0] <= centre[0] <= corners[1, 0]
+        and chin < centre[2] < nose_bottom
+        and centre[1] > lips_front
+    ):
         return Part.TEETH
     return Part.SKIN
 
@@ -129,7 +142,9 @@ def part_offsets(
     SKIN parts need a correspondence of their own: use :func:`engine.retarget.attach_mesh`.
     """
     if part is Part.SKIN:
-        raise RetargetError("skin-like meshes follow the surface; build their correspondence with attach_mesh")
+        raise RetargetError(
+            "skin-like meshes follow the surface; build their correspondence with attach_mesh"
+        )
     vertices, faces = check_mesh(vertices, faces, f"{part.value} mesh", min_vertices=3)
     frames = np.asarray(offsets).shape[0]
     out = np.zeros((frames, len(vertices), 3), dtype=np.float32)

@@ -67,7 +67,9 @@ def synthetic_head(n_vertices: int = 50_000):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--vertices", type=int, default=50_000)
     parser.add_argument("--frames", type=int, default=1800)
     parser.add_argument("--threads", type=int, default=2)
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"head: {len(vertices)} vertices, {len(faces)} triangles; threads={args.threads}")
     print(f"correspondence (landmarks + fit + dense): {t_fit:.2f} s wall, {c_fit:.2f} s CPU  (target <= 5 s)")
     print(f"cached correspondence reload:             {t_cached:.3f} s")
-    print(f"apply {args.frames} frames -> {moved.shape}: {t_apply:.2f} s wall, {c_apply:.2f} s CPU  (target <= 1 s)")
+    print(
+        f"apply {args.frames} frames -> {moved.shape}: {t_apply:.2f} s wall, {c_apply:.2f} s CPU  (target <= 1 s)"
+    )
     print(f"machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"52 ARKit shapes for the mesh:             {t_shapes:.3f} s")
 

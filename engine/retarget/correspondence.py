@@ -30,13 +30,18 @@ FORMAT_VERSION = 1
 # Smoothing spreads a vertex over many template vertices; the few largest carry nearly all of the
 # weight, and a short row keeps applying a take a single cheap sparse product.
 MAX_WEIGHTS_PER_VERTEX = 4
+# Template metres: a point this much nearer one fitted lip than the other is not yet decided by it,
+# since touching lips (and fit error) put both lips' surfaces about equally near.
+LIP_TIE_DISTANCE = 3e-4
+# How much nearer (along the surface, relative) one lip must be than the other to decide a side.
+GEODESIC_CONTRAST = 0.25
 
 
 @dataclass(frozen=True)
 class TransferSettings:
     full_weight_distance: float = 0.004  # template metres: vertices this close move fully
     zero_weight_distance: float = 0.015  # ... and from this far on not at all
-    smooth_radius: float = 0.5  # in local template edge lengths; 0 turns smoothing off
+    smooth_radius: float = 0.35  # in local template edge lengths; 0 turns smoothing off
 
 
 @dataclass
@@ -66,9 +71,7 @@ class Correspondence:
             offsets = offsets[None]
         n_tpl = self.matrix.shape[1]
         if offsets.ndim != 3 or offsets.shape[1:] != (n_tpl, 3):
-            raise RetargetError(
-                f"template offsets must be [frames, {n_tpl}, 3], got shape {offsets.shape}"
-            )
+            raise RetargetError(f"template offsets must be [frames, {n_tpl}, 3], got shape {offsets.shape}")
         rot = (self.similarity.scale * self.similarity.rotation).astype(np.float32)
         frames = offsets.shape[0]
         # [468, T, 3] rotated into the user frame, then one sparse product for every frame at once.
@@ -146,40 +149,52 @@ def classify_lips(
     faces: np.ndarray,
     line: np.ndarray,
     near_line_side=None,
-    band: float = 0.002,
+    band: float = 0.001,
 ) -> np.ndarray:
     """Lip side of points [P,3] (template frame): above the mouth line, below it, or beside the mouth.
 
-    Farther than ``band`` from the line the height decides. Closer, where lips touch, curl back
-    and meet at the corners, ``near_line_side(indices) -> [n] of +1/-1/0`` (the side of the fitted
-    template's lip there) decides, and what is still open takes the side of the nearest decided
-    point along the mesh surface: no edge crosses a mouth slit, so the path stays on its own lip.
+    Farther than ``band`` from the line the height decides. Closer, where lips touch or curl, the
+    path along the surface decides: no edge crosses a mouth slit, so a point is much nearer (along
+    the mesh) to its own lip than to the other. Where both are about as near (at the corners, where
+    the lips join), ``near_line_side(indices) -> +1/-1/0`` (which fitted template lip is nearer)
+    breaks the tie.
     """
     x, z = points[:, 0], points[:, 2]
     inside = (x > line[0, 0]) & (x < line[-1, 0])
     dz = z - np.interp(x, line[:, 0], line[:, 1])
     side = np.where(dz >= 0, LIP_UPPER, LIP_LOWER).astype(np.int8)
     near = inside & (np.abs(dz) <= band)
-    decided = inside & ~near
-    if near.any() and near_line_side is not None:
-        idx = np.flatnonzero(near)
-        hint = np.asarray(near_line_side(idx))
-        side[idx[hint > 0]] = LIP_UPPER
-        side[idx[hint < 0]] = LIP_LOWER
-        decided[idx[hint != 0]] = True
-    open_ = inside & ~decided
-    if open_.any():
+    if near.any():
         e = edges(np.asarray(faces, dtype=np.int64))
+        # Paths stay between the mouth corners: beyond them the lips join, inside only a slit
+        # (where there is one) separates them.
+        e = e[inside[e[:, 0]] & inside[e[:, 1]]]
         length = np.linalg.norm(points[e[:, 0]] - points[e[:, 1]], axis=1) + 1e-12
         n = len(points)
         graph = sparse.csr_matrix(
             (np.r_[length, length], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n)
         )
-        seeds = np.flatnonzero(decided)
-        if seeds.size:
-            _, _, source = dijkstra(graph, indices=seeds, min_only=True, return_predecessors=True, limit=20 * band)
-            reached = open_ & (source >= 0)
-            side[reached] = side[source[reached]]
+        limit = 30 * band
+        far_up = np.flatnonzero(inside & (dz > band))
+        far_low = np.flatnonzero(inside & (dz < -band))
+        to_up = (
+            dijkstra(graph, indices=far_up, min_only=True, limit=limit) if far_up.size else np.full(n, np.inf)
+        )
+        to_low = (
+            dijkstra(graph, indices=far_low, min_only=True, limit=limit)
+            if far_low.size
+            else np.full(n, np.inf)
+        )
+        idx = np.flatnonzero(near)
+        g_up, g_low = np.minimum(to_up[idx], limit), np.minimum(to_low[idx], limit)
+        contrast = (g_low - g_up) / np.maximum(g_low + g_up, 1e-12)
+        side[idx[contrast > GEODESIC_CONTRAST]] = LIP_UPPER
+        side[idx[contrast < -GEODESIC_CONTRAST]] = LIP_LOWER
+        unsure = idx[np.abs(contrast) <= GEODESIC_CONTRAST]
+        if unsure.size and near_line_side is not None:
+            hint = np.asarray(near_line_side(unsure))
+            side[unsure[hint > 0]] = LIP_UPPER
+            side[unsure[hint < 0]] = LIP_LOWER
     out = np.full(len(points), LIP_NONE, dtype=np.int8)
     out[inside] = side[inside]
     return out
@@ -196,27 +211,33 @@ def _smoothing(
     faces: np.ndarray,
     lip_class: np.ndarray,
     radius: np.ndarray,
+    active: np.ndarray,
 ) -> sparse.csr_matrix:
     """Row-normalised Gaussian averaging over nearby vertices on the same lip side, facing the same way.
 
     ``radius`` [P] is per vertex (a share of the local template edge length), so the dense lips and
-    eyelids are smoothed less than the cheeks.
+    eyelids are smoothed less than the cheeks. Only ``active`` vertices (those that move) take
+    part; the rest keep an identity row.
     """
     n = len(points)
-    tree = cKDTree(points)
-    pairs = tree.query_pairs(float(radius.max()), output_type="ndarray")
+    idx = np.flatnonzero(active)
     rows, cols, vals = np.arange(n), np.arange(n), np.ones(n)
-    if len(pairs):
-        i, j = pairs[:, 0], pairs[:, 1]
-        d2 = np.sum((points[i] - points[j]) ** 2, axis=1)
-        r = np.minimum(radius[i], radius[j])
-        normals = vertex_normals(points, faces)
-        across_mouth = (lip_class[i] != lip_class[j]) & (lip_class[i] != LIP_NONE) & (lip_class[j] != LIP_NONE)
-        facing = np.einsum("ij,ij->i", normals[i], normals[j]) > 0.5
-        keep = facing & ~across_mouth & (d2 < r * r)
-        i, j, d2, r = i[keep], j[keep], d2[keep], r[keep]
-        w = np.exp(-d2 / (2 * (0.5 * r) ** 2))
-        rows, cols, vals = np.r_[i, j, rows], np.r_[j, i, cols], np.r_[w, w, vals]
+    if idx.size > 1:
+        reach = float(np.percentile(radius[idx], 99))
+        pairs = cKDTree(points[idx]).query_pairs(reach, output_type="ndarray")
+        if len(pairs):
+            i, j = idx[pairs[:, 0]], idx[pairs[:, 1]]
+            d2 = np.sum((points[i] - points[j]) ** 2, axis=1)
+            r = np.minimum(radius[i], radius[j])
+            normals = vertex_normals(points, faces)
+            across_mouth = (
+                (lip_class[i] != lip_class[j]) & (lip_class[i] != LIP_NONE) & (lip_class[j] != LIP_NONE)
+            )
+            facing = np.einsum("ij,ij->i", normals[i], normals[j]) > 0.5
+            keep = facing & ~across_mouth & (d2 < r * r)
+            i, j, d2, r = i[keep], j[keep], d2[keep], r[keep]
+            w = np.exp(-d2 / (2 * (0.5 * r) ** 2))
+            rows, cols, vals = np.r_[i, j, rows], np.r_[j, i, cols], np.r_[w, w, vals]
     k = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
     k = sparse.diags(1.0 / np.asarray(k.sum(axis=1)).ravel()) @ k
     return k.tocsr()
@@ -234,9 +255,7 @@ def _keep_largest(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
     keep = np.zeros(len(order), dtype=bool)
     keep[order[rank < k]] = True
     total = np.bincount(rows, weights=matrix.data, minlength=matrix.shape[0])
-    pruned = sparse.csr_matrix(
-        (matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape
-    )
+    pruned = sparse.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
     kept = np.asarray(pruned.sum(axis=1)).ravel()
     scale = np.divide(total, kept, out=np.zeros_like(total), where=kept > 0)
     return (sparse.diags(scale) @ pruned).tocsr()
@@ -283,12 +302,26 @@ def dense_correspondence(
     upper_ok = ~is_lower[faces].any(axis=1)
     lower_ok = ~is_upper[faces].any(axis=1)
 
+    lip_vertices = np.flatnonzero(is_upper | is_lower)
+    lip_tree = cKDTree(fitted[lip_vertices])
+    lip_normals = vertex_normals(fitted, faces)[lip_vertices]
+    user_normals = vertex_normals(user_points, np.asarray(user_faces, dtype=np.int64))
+
     def fitted_lip_side(idx: np.ndarray) -> np.ndarray:
-        """+1 / -1 where the fitted upper / lower lip side is clearly nearer; 0 on ties (a closed seam)."""
+        """+1 / -1 where the fitted upper / lower lip is clearly nearer. On near-ties (touching lips:
+        both lips' surfaces pass through the same points) the nearby fitted lip vertex that faces
+        the same way as the point decides, since an upper lip's underside faces down and a lower
+        lip's top faces up."""
         d_up = query.query(user_points[idx], allowed=upper_ok)[2]
         d_low = query.query(user_points[idx], allowed=lower_ok)[2]
-        tie = np.abs(d_up - d_low) <= 5e-5
-        return np.where(tie, 0, np.where(d_up < d_low, 1, -1))
+        k = min(6, len(lip_vertices))
+        _, near = lip_tree.query(user_points[idx], k=k)
+        near = np.asarray(near).reshape(len(idx), k)
+        facing = np.einsum("pkc,pc->pk", lip_normals[near], user_normals[idx])
+        best = lip_vertices[near[np.arange(len(idx)), np.argmax(facing, axis=1)]]
+        by_normal = np.where(is_upper[best], 1, -1)
+        tie = np.abs(d_up - d_low) <= LIP_TIE_DISTANCE
+        return np.where(tie, by_normal, np.where(d_up < d_low, 1, -1))
 
     lip_class = classify_lips(user_points, user_faces, line, fitted_lip_side)
     allowed = {LIP_NONE: None, LIP_UPPER: upper_ok, LIP_LOWER: lower_ok}
@@ -307,9 +340,14 @@ def dense_correspondence(
     matrix.eliminate_zeros()
     if settings.smooth_radius > 0:
         corners = fitted[faces[tri]]
-        local_edge = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).mean(axis=1)
+        # The shortest side: slivers along the lid and lip margins must not smooth across the margin.
+        local_edge = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).min(axis=1)
         smooth = _smoothing(
-            user_points, np.asarray(user_faces, dtype=np.int64), lip_class, settings.smooth_radius * local_edge
+            user_points,
+            np.asarray(user_faces, dtype=np.int64),
+            lip_class,
+            settings.smooth_radius * local_edge,
+            weight > 0,
         )
         matrix = _keep_largest((smooth @ matrix).tocsr(), MAX_WEIGHTS_PER_VERTEX)
         matrix = _forbid_other_lip(matrix, lip_class, is_upper, is_lower)

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import splu
 
+from engine.retarget.align import Similarity, umeyama
 from engine.retarget.mesh import SurfaceQuery, boundary_edges, edges, face_normals, vertex_normals
 
 # Stiffness schedule (Amberg's alpha), high to low, for coordinates in decimetres.
@@ -118,3 +119,47 @@ def nonrigid_fit(
             if change < 1e-4:
                 break
     return (design @ x) * UNIT
+
+
+def similarity_icp(
+    start: Similarity,
+    template_vertices: np.ndarray,
+    template_faces: np.ndarray,
+    user_vertices: np.ndarray,
+    user_faces: np.ndarray,
+    iterations: int = 15,
+    max_distance: float = 0.015,
+) -> Similarity:
+    """Refine a template -> user similarity by ICP of the template onto the user's surface.
+
+    Automatic landmarks are only a start (a few millimetres off, and blind to a slightly turned
+    head); matching the whole face surface fixes rotation, scale and position before the
+    non-rigid fit, which would otherwise spend its flexibility on a pose error.
+    """
+    tpl = np.asarray(template_vertices, dtype=np.float64)
+    t_faces = np.asarray(template_faces, dtype=np.int64)
+    user = np.asarray(user_vertices, dtype=np.float64)
+    u_faces = np.asarray(user_faces, dtype=np.int64)
+    query = SurfaceQuery(user, u_faces)
+    user_normals = face_normals(user, u_faces)
+    user_normals /= np.maximum(np.linalg.norm(user_normals, axis=1, keepdims=True), 1e-30)
+    rim = np.zeros(len(user), dtype=bool)
+    rim[np.unique(boundary_edges(u_faces))] = True
+    rim_face = rim[u_faces].any(axis=1)
+    tpl_normals = vertex_normals(tpl, t_faces)
+    sim = start
+    for _ in range(iterations):
+        placed = sim.apply(tpl)
+        tri, bary, dist = query.query(placed)
+        closest = np.einsum("pk,pkc->pc", bary, user[u_faces[tri]])
+        normals = tpl_normals @ sim.rotation.T
+        agree = np.abs(np.einsum("ij,ij->i", normals, user_normals[tri])) > 0.5
+        ok = agree & (dist <= max_distance * sim.scale) & ~rim_face[tri]
+        if ok.sum() < 0.3 * len(tpl):
+            break  # too little overlap to trust: keep what the landmarks gave
+        new = umeyama(tpl[ok], closest[ok])
+        moved = np.abs(new.apply(tpl) - placed).max() / sim.scale
+        sim = new
+        if moved < 1e-5:
+            break
+    return sim

@@ -22,14 +22,14 @@ from engine.retarget.correspondence import (
     dense_correspondence,
 )
 from engine.retarget.errors import RetargetError
-from engine.retarget.fit import FitSettings, nonrigid_fit
+from engine.retarget.fit import FitSettings, nonrigid_fit, similarity_icp
 from engine.retarget.landmarks import FIT_LANDMARKS, find_landmarks, template_landmarks
 from engine.retarget.mesh import check_mesh, mesh_hash
 
 # A landmark set whose best similarity still misses by more than this share of the face height is
 # self-contradictory (left/right swapped, a point on the wrong feature).
 MAX_LANDMARK_RESIDUAL = 0.12
-# Landmarks that pin the non-rigid fit (the stomion only aligns: in an open mouth it is air).
+# Landmarks that may pin the non-rigid fit (the stomion only aligns: in an open mouth it is air).
 PINNED = tuple(n for n in FIT_LANDMARKS if n != "stomion")
 
 
@@ -124,12 +124,23 @@ def fit_head(
 
     user_marks = find_landmarks(vertices, faces, landmarks, forward=forward, up=up)
     sim = align_landmarks(user_marks)
+    tpl = _template()
+    picked_names = set(landmarks or {})
+    if len(picked_names) < len(FIT_LANDMARKS):
+        # Some landmarks were guessed: let the whole face surface settle the pose, then place the
+        # guessed ones where the settled template puts them.
+        sim = similarity_icp(sim, tpl.vertices, tpl.faces, vertices, faces)
+        tpl_marks = template_landmarks()
+        for name in FIT_LANDMARKS:
+            if name not in picked_names:
+                user_marks[name] = sim.apply(tpl_marks[name])
     to_template = sim.inverse()
     user_t = to_template.apply(vertices)
-    tpl = _template()
-    pinned = [n for n in PINNED if n in user_marks]
+    # Only the user's own picks pin the fit: guessed landmarks are no better than the surface match
+    # that placed them, and pinning them would stop the fit from following the user's proportions.
+    pinned = [n for n in PINNED if n in picked_names]
     lm_idx = np.array([tpl.landmarks[n] for n in pinned], dtype=np.int64)
-    lm_pos = to_template.apply(np.stack([user_marks[n] for n in pinned]))
+    lm_pos = to_template.apply(np.stack([user_marks[n] for n in pinned])) if pinned else np.zeros((0, 3))
     fitted = nonrigid_fit(tpl.vertices, tpl.faces, user_t, faces, lm_idx, lm_pos, fit_settings)
     matrix, lip_class = dense_correspondence(
         user_t,

@@ -138,7 +138,10 @@ def _template_profile() -> _TemplateProfile:
         face_height=float(np.ptp(v[:, 2])),
         reference=nose,
         mouth_corner_shift=np.stack(
-            [v[lm.MOUTH_CORNER_RIGHT[0]] - v[lm.MOUTH_CORNER_RIGHT[-1]], v[lm.MOUTH_CORNER_LEFT[0]] - v[lm.MOUTH_CORNER_LEFT[-1]]]
+            [
+                v[lm.MOUTH_CORNER_RIGHT[0]] - v[lm.MOUTH_CORNER_RIGHT[-1]],
+                v[lm.MOUTH_CORNER_LEFT[0]] - v[lm.MOUTH_CORNER_LEFT[-1]],
+            ]
         ),
         landmarks=marks,
     )
@@ -160,23 +163,27 @@ def template_landmarks() -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in _template_landmarks_cached()}
 
 
-def check_landmarks(picked: Mapping[str, object], vertices: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def check_landmarks(
+    picked: Mapping[str, object], vertices: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """User picks as positions; values may be [x, y, z] or a vertex index into ``vertices``."""
     out: dict[str, np.ndarray] = {}
     unknown = sorted(set(picked) - set(FIT_LANDMARKS))
     if unknown:
-        raise RetargetError(
-            f"unknown landmark name(s) {unknown}; use any of {list(FIT_LANDMARKS)}"
-        )
+        raise RetargetError(f"unknown landmark name(s) {unknown}; use any of {list(FIT_LANDMARKS)}")
     for name, value in picked.items():
         if isinstance(value, int | np.integer):
             if vertices is None or not 0 <= int(value) < len(vertices):
-                raise RetargetError(f"landmark {name!r} refers to vertex {value}, which the mesh does not have")
+                raise RetargetError(
+                    f"landmark {name!r} refers to vertex {value}, which the mesh does not have"
+                )
             out[name] = np.asarray(vertices[int(value)], dtype=np.float64)
             continue
         pos = np.asarray(value, dtype=np.float64)
         if pos.shape != (3,) or not np.all(np.isfinite(pos)):
-            raise RetargetError(f"landmark {name!r} must be a vertex index or a finite [x, y, z], got {value!r}")
+            raise RetargetError(
+                f"landmark {name!r} must be a vertex index or a finite [x, y, z], got {value!r}"
+            )
         out[name] = pos
     return out
 
@@ -313,10 +320,14 @@ def find_landmarks(
     fine_err = np.array([profile_error(s) for s in fine])
     scale = float(fine[np.argmin(fine_err)])
     err = float(fine_err.min())
+    if best in (0, len(scales) - 1):
+        # The best size is at the end of the plausible range: nothing there is shaped like a face.
+        err = max(err, np.inf)
     if not err <= MAX_PROFILE_ERROR:
         raise RetargetError(
-            f"no face-like region found (the midline profile differs from a face by {err:.0%} of its "
-            "height); check the head faces -y with z up, or pick the landmarks by hand"
+            "no face-like region found (the midline profile through the most forward point does not "
+            f"match a face{'' if np.isinf(err) else f': off by {err:.0%} of its height'}); check the head "
+            "faces -y with z up, or pick the landmarks by hand"
         )
     # A nose stands out from the face below and above it.
     probe_dz = np.array([-0.012, 0.02])  # below the nose (upper lip) and at the nose bridge, template metres

@@ -106,7 +106,9 @@ def vertex_faces(faces: np.ndarray, n_vertices: int) -> sparse.csr_matrix:
     """[N, F] incidence: row i lists the triangles around vertex i."""
     rows = faces.reshape(-1)
     cols = np.repeat(np.arange(len(faces)), 3)
-    return sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_vertices, len(faces)))
+    return sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_vertices, len(faces))
+    )
 
 
 def closest_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -166,7 +168,9 @@ class SurfaceQuery:
     point-triangle test picks the best; exact for any reasonable mesh, and vectorised.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, k: int = 8, by_centroid: bool = False) -> None:
+    def __init__(
+        self, vertices: np.ndarray, faces: np.ndarray, k: int = 8, by_centroid: bool = False
+    ) -> None:
         """``by_centroid``: candidates are the ``k`` triangles with the nearest centroids instead of
         the triangles around the ``k`` nearest vertices; fewer pairs, for fairly regular meshes
         such as the template queried by a dense head."""
@@ -245,7 +249,9 @@ class SurfaceQuery:
         """Exhaustive fallback for the rare point whose nearby triangles were all disallowed."""
         tris = np.arange(len(self.faces)) if allowed is None else np.flatnonzero(allowed)
         if tris.size == 0:
-            raise RetargetError("no triangle is allowed for the closest-point query; the template mask is empty")
+            raise RetargetError(
+                "no triangle is allowed for the closest-point query; the template mask is empty"
+            )
         centroids = self.vertices[self.faces[tris]].mean(axis=1)
         tree = cKDTree(centroids)
         kk = min(32, len(tris))

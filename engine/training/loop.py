@@ -73,21 +73,25 @@ def model_settings(config: TrainConfig, n_vertices: int) -> dict:
     return settings
 
 
-def build_model(config: TrainConfig, n_vertices: int):
+def build_model(config: TrainConfig, template: np.ndarray):
+    """A fresh DualFace for the data's mesh; the template groups its vertices into Mesh Attention patches."""
     from engine.model import DualFace, ModelConfig
 
-    return DualFace(ModelConfig.from_dict(model_settings(config, n_vertices)))
+    template = np.asarray(template, dtype=np.float32)
+    return DualFace(ModelConfig.from_dict(model_settings(config, len(template))), template=template)
 
 
 def _has_unused_parameters(config: TrainConfig, clips: list[Clip]) -> bool:
     """Heads without a loss (ablated terms, labels the data lacks) get no gradient; DDP must know."""
     ablated = not (config.dual_task and config.consistency and config.emotion)
+    ablated |= any(value == 0 for name, value in config.model.items() if name.startswith("w_"))
     return ablated or any(c.phones is None or c.arkit is None for c in clips)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices only: decaying biases and norm gains just fights the normalisation."""
-    decay, keep = [], []
+    decay: list[torch.nn.Parameter] = []
+    keep: list[torch.nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else keep).append(p)
@@ -268,13 +272,14 @@ def _train(
     if not ctx.is_main:
         cache.warm(train_clips + val_clips)
 
-    model = build_model(config, n_vertices.pop()).to(ctx.device)
+    model = build_model(config, train_clips[0].template).to(ctx.device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98))
     autocast, scaler = _autocast(ctx, config.precision)
 
     start_epoch, step, elapsed_before, best_val = 0, 0, 0.0, math.inf
     if resume:
-        state = torch.load(out / STATE_FILE, map_location=ctx.device, weights_only=False)
+        # on CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest to the device
+        state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler") is not None:
@@ -335,6 +340,17 @@ def _train(
                 "n_train": len(train_clips),
                 "n_val": len(val_clips),
                 "parameters": sum(p.numel() for p in model.parameters()),
+                "max_minutes": max_minutes,
+            }
+        )
+    elif ctx.is_main:
+        log.write(
+            {
+                "kind": "resume",
+                "epoch": start_epoch,
+                "step": step,
+                "world_size": ctx.world_size,
+                "device": str(ctx.device),
                 "max_minutes": max_minutes,
             }
         )

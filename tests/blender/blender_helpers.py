@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import wave
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def ground_truth_animation(fps: float = 30.0, seconds: float = 2.0, emotion: str
     motion = render_motion(PHONES, emotion=emotion, fps=fps, duration=seconds)
     offsets = motion.vertices - load_template().vertices[None]
     captions = [Caption(0.25, 0.8, "hello", 0.9, 0.92), Caption(1.0, 1.7, "mama", 0.6, 0.35)]
-    return Animation(fps=float(fps), offsets=offsets.astype(np.float32), arkit=motion.arkit, captions=captions)
+    return Animation(
+        fps=float(fps), offsets=offsets.astype(np.float32), arkit=motion.arkit, captions=captions
+    )
 
 
 def make_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -87,7 +90,16 @@ def fingerprint(bpy) -> dict:
     state: dict = {
         "collections": {
             name: sorted(item.name for item in getattr(bpy.data, name))
-            for name in ("actions", "objects", "meshes", "shape_keys", "scenes", "sounds", "materials", "cameras")
+            for name in (
+                "actions",
+                "objects",
+                "meshes",
+                "shape_keys",
+                "scenes",
+                "sounds",
+                "materials",
+                "cameras",
+            )
         }
     }
     for scene in bpy.data.scenes:
@@ -127,3 +139,21 @@ def evaluated_vertices(bpy, obj, frame: int) -> np.ndarray:
     co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
     mesh.vertices.foreach_get("co", co)
     return co.reshape(-1, 3)
+
+
+def python_command(script: str) -> list[str]:
+    """Run `script` in a fresh process that can import bpy: this interpreter with the bpy module,
+    or, under pytest-blender, the Blender executable itself (its bare Python has no bpy)."""
+    import bpy
+
+    if bpy.app.binary_path:
+        return [
+            bpy.app.binary_path,
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python-expr",
+            script,
+        ]
+    return [sys.executable, "-c", script]

@@ -16,13 +16,18 @@ from pathlib import Path
 
 import pytest
 
-_USER_RESOURCES = tempfile.mkdtemp(prefix="dualface_blender_user_")
 if "bpy" in sys.modules:
-    raise RuntimeError(
-        "bpy was imported before tests/blender/conftest.py could point BLENDER_USER_RESOURCES at a "
-        "temporary folder; run the Blender tests on their own: pytest tests/blender"
-    )
-os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
+    # Inside a Blender executable (pytest-blender) bpy is loaded before any conftest: the folder
+    # must have been chosen when Blender started.
+    if not os.environ.get("BLENDER_USER_RESOURCES"):
+        raise pytest.UsageError(
+            "bpy was imported before tests/blender/conftest.py could isolate Blender's user folder: "
+            "start with BLENDER_USER_RESOURCES=$(mktemp -d), or run `pytest tests/blender` on its own"
+        )
+    _USER_RESOURCES, _OWNED = os.environ["BLENDER_USER_RESOURCES"], False
+else:
+    _USER_RESOURCES, _OWNED = tempfile.mkdtemp(prefix="dualface_blender_user_"), True
+    os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -50,7 +55,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_USER_RESOURCES, ignore_errors=True)
+    if _OWNED:
+        shutil.rmtree(_USER_RESOURCES, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,32 @@ def test_take_names_count_up_per_clip_and_stay_blender_safe():
 
 
 def test_arkit_keys_match_case_and_separator_insensitively():
-    names = ["Basis", "JawOpen", "mouth_close", "ARKit.eyeBlinkLeft", "eyeblinkleft", "smile_custom"]
-    matched = arkit_match.match_arkit_keys(names)
-    assert matched[ARKIT_NAMES.index("jawOpen")] == "JawOpen"
-    assert matched[ARKIT_NAMES.index("mouthClose")] == "mouth_close"
-    assert matched[ARKIT_NAMES.index("eyeBlinkLeft")] == "ARKit.eyeBlinkLeft"  # the first wins
-    assert len(matched) == 3
+    names = [
+        "Basis",
+        "JawOpen",
+        "mouth_close",
+        "ARKit.eyeBlinkLeft",
+        "eyeblinkright",
+        "MOUTHFUNNEL",
+        "smile_custom",
+    ]
+    matched = {ARKIT_NAMES[i]: key for i, key in arkit_match.match_arkit_keys(names).items()}
+    assert matched == {
+        "jawOpen": "JawOpen",
+        "mouthClose": "mouth_close",
+        "eyeBlinkLeft": "ARKit.eyeBlinkLeft",
+        "eyeBlinkRight": "eyeblinkright",  # no word boundaries: the case-insensitive fallback
+        "mouthFunnel": "MOUTHFUNNEL",
+    }
+
+
+def test_arkit_matching_uses_vendor_names_and_the_users_table():
+    names = ["EyeBlink_L", "Jaw_Open", "my_jaw", "mouthClose"]
+    matched = {ARKIT_NAMES[i]: key for i, key in arkit_match.match_arkit_keys(names).items()}
+    assert matched == {"eyeBlinkLeft": "EyeBlink_L", "jawOpen": "Jaw_Open", "mouthClose": "mouthClose"}
+    overrides = {"jawOpen": "my_jaw", "mouthClose": ""}  # '' = "this rig has no such key"
+    matched = {ARKIT_NAMES[i]: key for i, key in arkit_match.match_arkit_keys(names, overrides).items()}
+    assert matched == {"eyeBlinkLeft": "EyeBlink_L", "jawOpen": "my_jaw"}
 
 
 def test_auto_mode_needs_the_jaw_and_a_quarter_of_the_shapes():
@@ -44,7 +64,9 @@ def test_auto_mode_needs_the_jaw_and_a_quarter_of_the_shapes():
         arkit_match.choose_mode("ARKIT", {})
 
 
-@pytest.mark.parametrize(("scene", "engine"), [(24, 24), (23.976, 24), (29.97, 30), (25, 25), (120, 60), (48, 50)])
+@pytest.mark.parametrize(
+    ("scene", "engine"), [(24, 24), (23.976, 24), (29.97, 30), (25, 25), (120, 60), (48, 50)]
+)
 def test_engine_rate_is_the_nearest_supported(scene, engine):
     assert timing.engine_rate_for(scene) == engine
 
@@ -117,13 +139,22 @@ def test_request_validation_names_the_fix(tmp_path):
         (dict(audio=str(tmp_path / "a.txt"), object_name="H"), "unsupported audio type"),
         (dict(audio=str(audio), object_name="H", emotion="grumpy"), "choose one of"),
         (dict(audio=str(audio), object_name="H", intensity=1.5), "between 0 and 1"),
-        (dict(audio=str(audio), object_name="H", style={"jaw_ratio": 3}), r"\[0.0, 1.0\]"),
+        (
+            dict(audio=str(audio), object_name="H", style={"jaw_ratio": 3}),
+            r"jaw_ratio=3.0 is outside \[0.0, 1.0\]",
+        ),
         (dict(audio=str(audio), object_name="H", style={"beard": 1}), "unknown style"),
         (dict(audio=str(audio), object_name="H", render=str(tmp_path / "x.avi")), "must end in .mp4"),
         (dict(audio=str(audio), object_name="H", render=str(tmp_path / "no" / "x.mp4")), "does not exist"),
-        (dict(audio=str(audio), object_name="H", render=str(tmp_path / "x.mp4"), resolution=(161, 120)), "even"),
+        (
+            dict(audio=str(audio), object_name="H", render=str(tmp_path / "x.mp4"), resolution=(161, 120)),
+            "even",
+        ),
         (dict(audio=str(audio), object_name="H", save=str(tmp_path / "x.txt")), ".blend"),
-        (dict(audio=str(audio), object_name="H", weights=str(tmp_path / "w.safetensors")), "weights file not found"),
+        (
+            dict(audio=str(audio), object_name="H", weights=str(tmp_path / "w.safetensors")),
+            "weights file not found",
+        ),
         (dict(audio=str(audio)), "--object"),
         (dict(audio="", object_name="H"), "no audio file"),
     ]
@@ -133,7 +164,9 @@ def test_request_validation_names_the_fix(tmp_path):
 
 
 def test_batch_entries_use_option_names():
-    request = TakeRequest.from_dict({"audio": "a.wav", "object": "Head", "start-frame": 5, "resolution": "320x240"})
+    request = TakeRequest.from_dict(
+        {"audio": "a.wav", "object": "Head", "start-frame": 5, "resolution": "320x240"}
+    )
     assert request.object_name == "Head" and request.start_frame == 5 and request.resolution == (320, 240)
     with pytest.raises(RequestError, match="unknown key 'colour'"):
         TakeRequest.from_dict({"audio": "a.wav", "colour": 1})

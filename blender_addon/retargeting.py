@@ -1,8 +1,9 @@
 """The seam to the retargeting modules (blender_addon/retarget_*.py, owned separately).
 
-Each such module may define `register()`, `unregister()`, `can_retarget(obj) -> bool` and
-`vertex_offsets_for(obj, animation) -> ndarray [T, V_obj, 3] | None`. The add-on imports whatever
-is present, so it works with or without them.
+Each such module may define `register()`, `unregister()`, `can_retarget(obj) -> bool`,
+`vertex_offsets_for(obj, animation) -> ndarray [T, V_obj, 3] | None` and `mapping_overrides(obj)
+-> dict[ARKit name, key name]` (the user's ARKit table). The add-on imports whatever is present,
+in name order, so it works with or without them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 def modules() -> list:
     found = []
-    for info in pkgutil.iter_modules([str(_PACKAGE_DIR)]):
-        if info.name.startswith("retarget_") and info.name != "retarget_hooks":
+    for info in sorted(pkgutil.iter_modules([str(_PACKAGE_DIR)]), key=lambda i: i.name):
+        if info.name.startswith("retarget_"):
             found.append(importlib.import_module(f"{__package__}.{info.name}"))
     return found
 
@@ -46,3 +47,12 @@ def vertex_offsets_for(obj, animation):
             if offsets is not None:
                 return offsets
     return None
+
+
+def arkit_overrides(obj) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for module in modules():
+        function = getattr(module, "mapping_overrides", None)
+        if function is not None and obj is not None and obj.type == "MESH":
+            overrides.update(function(obj))
+    return overrides
