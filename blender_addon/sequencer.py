@@ -1,7 +1,8 @@
 """Sequencer helpers: the strip collection across versions, free channels, and strips DualFace owns.
 
-Blender 4.4 renamed `sequences` to `strips`. DualFace tags every strip it creates with a custom
-property so later takes can mute their predecessors without ever touching an artist's strip.
+Newer Blenders renamed `sequences` to `strips`; both are supported. DualFace tags every strip it
+creates with a custom property so later takes can mute their predecessors without ever touching
+an artist's strip.
 """
 
 from __future__ import annotations

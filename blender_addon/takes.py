@@ -59,84 +59,48 @@ def write_take(
     """Create the take. `animation` must already be at the scene's frame rate.
 
     `vertex_offsets [T, V, 3]` replaces `animation.offsets` in vertex mode when the mesh is not
-    the template (a retargeting module computed them). Everything is checked before the first
-    write, so a failure leaves the file untouched.
+    the template (a retargeting module computed them). Everything is checked and computed before
+    the first write, so a failure leaves the file untouched.
     """
     clock = time.perf_counter()
-    obj = target.obj
-    mesh = obj.data
     fps = scene_fps(scene)
+    n_frames = animation.n_frames
     if abs(float(animation.fps) - fps) > 1e-3:
         raise InputError(
             f"the animation runs at {animation.fps} fps but the scene at {fps:g}; resample it first"
         )
-    n_frames = animation.n_frames
     if n_frames < 1:
         raise InputError("the engine returned an empty animation; check that the audio contains sound")
-    if target.mode == arkit_match.VERTEX:
-        offsets = np.asarray(
-            animation.offsets if vertex_offsets is None else vertex_offsets, dtype=np.float32
-        )
-        if offsets.shape != (n_frames, len(mesh.vertices), 3):
-            raise InputError(
-                f"vertex offsets {tuple(offsets.shape)} do not fit '{obj.name}' "
-                f"({n_frames} frames x {len(mesh.vertices)} vertices x 3)"
-            )
-    else:
-        arkit = np.asarray(animation.arkit, dtype=np.float32)
-        if arkit.shape != (n_frames, len(animation.arkit_names)):
-            raise InputError(f"ARKit weights {arkit.shape} do not match {len(animation.arkit_names)} names")
-        index_of = {name: i for i, name in enumerate(animation.arkit_names)}
     frame_end = start_frame + n_frames - 1
     channel = sequencer.free_channel(scene, start_frame, frame_end + 1)
-
     take = naming.take_name(naming.clip_label(audio.path), (a.name for a in bpy.data.actions))
     result = TakeResult(take, target.mode, start_frame, frame_end, 0, 0)
-    result.seconds["checks"] = time.perf_counter() - clock
-
-    # ---- writes start here ----
-    clock = time.perf_counter()
-    if mesh.shape_keys is None:
-        obj.shape_key_add(name="Basis", from_mix=False)
-        result.shape_keys_created.append("Basis")
-    key = mesh.shape_keys
-    channels: dict[str, np.ndarray] = {}
     if target.mode == arkit_match.VERTEX:
+        offsets = _checked_offsets(target.obj, animation, vertex_offsets)
+        result.seconds["checks"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         factorised = compact_basis(offsets)
         result.explained = factorised.explained
         result.seconds["basis"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        reference = key.reference_key
-        rest = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-        reference.data.foreach_get("co", rest)
-        for block in key.key_blocks:  # earlier takes' components must not linger at their last value
-            if naming.is_dualface_name(block.name):
-                block.value = 0.0
-        for k in range(factorised.n_keys):
-            block = obj.shape_key_add(name=naming.basis_key_name(take, k), from_mix=False)
-            block.relative_key = reference
-            block.slider_min, block.slider_max = -1.0, 1.0
-            block.data.foreach_set("co", rest + factorised.basis[k].ravel())
-            result.shape_keys_created.append(block.name)
-            channels[_value_path(block.name)] = factorised.weights[:, k]
-        result.seconds["shape_keys"] = time.perf_counter() - clock
     else:
-        for arkit_index, key_name in sorted(target.arkit_keys.items()):
-            source = index_of.get(_arkit_name(arkit_index))
-            if source is not None:
-                channels[_value_path(key_name)] = arkit[:, source]
+        arkit_channels = _arkit_channels(target, animation)
+        result.seconds["checks"] = time.perf_counter() - clock
+
+    # ---- writes start here ----
+    clock = time.perf_counter()
+    obj = target.obj
+    if obj.data.shape_keys is None:
+        obj.shape_key_add(name="Basis", from_mix=False)
+        result.shape_keys_created.append("Basis")
+    if target.mode == arkit_match.VERTEX:
+        channels = _add_basis_keys(obj, take, factorised, result)
+    else:
+        channels = arkit_channels
+    result.seconds["shape_keys"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    anim = key.animation_data
-    previous = anim.action if anim is not None else None
-    previous_slot = getattr(anim, "action_slot", None) if anim is not None else None
-    action = keyframes.new_action_for(key, take)
-    if anim is not None and hasattr(anim, "action_slot"):
-        anim.action = None  # so the new action gets its own slot, not the old one's handle
-    keyframes.assign_action(key, action)
-    if previous is not None:
-        _stash(key, previous, previous_slot)
-        result.previous_action = previous.name
+    key = obj.data.shape_keys
+    action = _start_new_action(key, take, result)
     frames = np.arange(start_frame, start_frame + n_frames, dtype=np.float32)
     result.keys_written = keyframes.write_curves(key, action, frames, channels)
     result.channels = len(channels)
@@ -149,34 +113,103 @@ def write_take(
     result.sound_strip = sound.name
     scene.frame_start = min(scene.frame_start, start_frame)
     scene.frame_end = max(scene.frame_end, frame_end)
-    caption_records = [
-        {"start": c.start, "end": c.end, "text": c.text, "confidence": c.confidence, "sync": c.sync}
-        for c in animation.captions
-    ]
     if captions:
-        for caption in animation.captions:
-            if caption.text.strip():
-                scene.timeline_markers.new(
-                    caption.text[: naming.MAX_ID_NAME], frame=_frame(caption.start, start_frame, fps)
-                )
-                result.markers += 1
-    action[META_KEY] = json.dumps(
-        {
-            "object": obj.name,
-            "clip": naming.clip_label(audio.path),
-            "audio": str(audio.path),
-            "start_frame": start_frame,
-            "frame_end": frame_end,
-            "fps": fps,
-            "mode": target.mode,
-            "previous_action": result.previous_action,
-            "sound_strip": sound.name,
-            "captions": caption_records,
-            "engine": {k: v for k, v in animation.meta.items() if isinstance(v, (str, int, float, bool))},
-        }
-    )
+        result.markers = _add_markers(scene, animation.captions, start_frame, fps)
+    action[META_KEY] = json.dumps(_metadata(obj, animation, audio, result, fps))
     result.seconds["sequencer"] = time.perf_counter() - clock
     return result
+
+
+def _checked_offsets(obj, animation, vertex_offsets) -> np.ndarray:
+    offsets = np.asarray(animation.offsets if vertex_offsets is None else vertex_offsets, dtype=np.float32)
+    expected = (animation.n_frames, len(obj.data.vertices), 3)
+    if offsets.shape != expected:
+        raise InputError(
+            f"vertex offsets {tuple(offsets.shape)} do not fit '{obj.name}' "
+            f"({expected[0]} frames x {expected[1]} vertices x 3)"
+        )
+    return offsets
+
+
+def _arkit_channels(target: Target, animation) -> dict[str, np.ndarray]:
+    """F-curve data path -> weights, for every ARKit key the mesh has."""
+    from engine.arkit import ARKIT_NAMES
+
+    arkit = np.asarray(animation.arkit, dtype=np.float32)
+    if arkit.shape != (animation.n_frames, len(animation.arkit_names)):
+        raise InputError(f"ARKit weights {arkit.shape} do not match {len(animation.arkit_names)} names")
+    column = {name: i for i, name in enumerate(animation.arkit_names)}
+    return {
+        _value_path(key_name): arkit[:, column[ARKIT_NAMES[index]]]
+        for index, key_name in sorted(target.arkit_keys.items())
+        if ARKIT_NAMES[index] in column
+    }
+
+
+def _add_basis_keys(obj, take: str, factorised, result: TakeResult) -> dict[str, np.ndarray]:
+    """Vertex mode's 'DF_' keys (relative to the reference key); returns their weight channels."""
+    key = obj.data.shape_keys
+    reference = key.reference_key
+    rest = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
+    reference.data.foreach_get("co", rest)
+    for block in key.key_blocks:  # earlier takes' components must not linger at their last value
+        if naming.is_basis_key_name(block.name):
+            block.value = 0.0
+    channels = {}
+    for k in range(factorised.n_keys):
+        block = obj.shape_key_add(name=naming.basis_key_name(take, k), from_mix=False)
+        block.relative_key = reference
+        block.slider_min, block.slider_max = -1.0, 1.0
+        block.data.foreach_set("co", rest + factorised.basis[k].ravel())
+        result.shape_keys_created.append(block.name)
+        channels[_value_path(block.name)] = factorised.weights[:, k]
+    return channels
+
+
+def _start_new_action(key, take: str, result: TakeResult):
+    """Assign a fresh action to the shape keys, stashing whatever was there."""
+    anim = key.animation_data
+    previous = anim.action if anim is not None else None
+    previous_slot = getattr(anim, "action_slot", None) if anim is not None else None
+    action = keyframes.new_action_for(key, take)
+    if previous is not None:
+        anim.action = None  # the new action gets a slot of its own, not the old one's
+    keyframes.assign_action(key, action)
+    if previous is not None:
+        _stash(key, previous, previous_slot)
+        result.previous_action = previous.name
+    return action
+
+
+def _add_markers(scene, captions, start_frame: int, fps: float) -> int:
+    count = 0
+    for caption in captions:
+        if caption.text.strip():
+            scene.timeline_markers.new(
+                caption.text[: naming.MAX_ID_NAME], frame=_frame(caption.start, start_frame, fps)
+            )
+            count += 1
+    return count
+
+
+def _metadata(obj, animation, audio: AudioInfo, result: TakeResult, fps: float) -> dict:
+    """What the overlay, the review scene and Restore need later; survives saving the file."""
+    return {
+        "object": obj.name,
+        "clip": naming.clip_label(audio.path),
+        "audio": str(audio.path),
+        "start_frame": result.frame_start,
+        "frame_end": result.frame_end,
+        "fps": fps,
+        "mode": result.mode,
+        "previous_action": result.previous_action,
+        "sound_strip": result.sound_strip,
+        "captions": [
+            {"start": c.start, "end": c.end, "text": c.text, "confidence": c.confidence, "sync": c.sync}
+            for c in animation.captions
+        ],
+        "engine": {k: v for k, v in animation.meta.items() if isinstance(v, (str, int, float, bool))},
+    }
 
 
 def take_metadata(action) -> dict | None:
@@ -236,12 +269,6 @@ def _stash(owner, action, slot) -> None:
 
 def _value_path(key_name: str) -> str:
     return f'key_blocks["{bpy.utils.escape_identifier(key_name)}"].value'
-
-
-def _arkit_name(index: int) -> str:
-    from engine.arkit import ARKIT_NAMES
-
-    return ARKIT_NAMES[index]
 
 
 def _frame(seconds: float, start_frame: int, fps: float) -> int:

@@ -72,7 +72,8 @@ def check_target(obj, requested_mode: str, retargetable=None, arkit_overrides=No
         )
     if mesh.shape_keys is not None and not mesh.shape_keys.use_relative:
         raise InputError(
-            f"'{obj.name}' uses absolute shape keys; DualFace needs relative keys: tick 'Relative' in the Shape Keys panel"
+            f"'{obj.name}' uses absolute shape keys; DualFace needs relative keys: "
+            "tick 'Relative' in the Shape Keys panel"
         )
     names = [block.name for block in mesh.shape_keys.key_blocks] if mesh.shape_keys else []
     matched = arkit_match.match_arkit_keys(names, arkit_overrides)

@@ -135,7 +135,9 @@ class Engine:
             from engine.weights import load_checkpoint
 
             model = load_checkpoint(weights)
-        self.weights = None if weights is None else str(weights)
+            self.weights = "shipped" if weights is None else str(weights)
+        else:
+            self.weights = "in-memory model"
         self.plan = plan or DecodePlan()
         self.dtype = torch.float32
         self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
@@ -312,7 +314,7 @@ class Engine:
                 "source": job["source"],
                 "emotion": [list(k) for k in job["schedule"]],
                 "style": job["style"].tolist(),
-                "weights": self.weights or "shipped",
+                "weights": self.weights,
                 "device": str(self.device),
                 "precision": str(self.dtype).replace("torch.", ""),
             },

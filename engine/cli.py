@@ -225,7 +225,9 @@ def run_animate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    summary = [{"audio": job[0], "ok": False, "error": job[1]} for job in jobs if isinstance(job, tuple)]
+    summary: list[dict[str, Any]] = [
+        {"audio": job[0], "ok": False, "error": job[1]} for job in jobs if isinstance(job, tuple)
+    ]
     for job in jobs:
         if isinstance(job, tuple):
             continue

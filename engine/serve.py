@@ -108,6 +108,12 @@ class WorkerClient:
             )
         except OSError as error:
             raise WorkerError("worker_start_failed", f"cannot start {python_exe}: {error}") from None
+        assert self._process.stdin and self._process.stdout and self._process.stderr  # all PIPEs
+        self._stdin, self._stdout, self._stderr = (
+            self._process.stdin,
+            self._process.stdout,
+            self._process.stderr,
+        )
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._mailboxes: dict[str, queue.Queue] = {}
@@ -141,8 +147,8 @@ class WorkerClient:
             self._mailboxes[request_id] = queue.Queue()
             line = json.dumps({"id": request_id, "method": method, "params": params or {}})
             try:
-                self._process.stdin.write(line + "\n")
-                self._process.stdin.flush()
+                self._stdin.write(line + "\n")
+                self._stdin.flush()
             except (BrokenPipeError, OSError, ValueError):
                 self._mailboxes.pop(request_id, None)
                 raise self._died() from None
@@ -218,7 +224,7 @@ class WorkerClient:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait(timeout=timeout)
-        for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
+        for stream in (self._stdin, self._stdout, self._stderr):
             try:
                 stream.close()
             except OSError:
@@ -233,7 +239,7 @@ class WorkerClient:
     # -- plumbing --
 
     def _read_stdout(self) -> None:
-        for line in self._process.stdout:
+        for line in self._stdout:
             try:
                 message = json.loads(line)
             except json.JSONDecodeError:
@@ -253,7 +259,7 @@ class WorkerClient:
                 box.put({"type": "error", "error": {"code": error.code, "message": error.message}})
 
     def _read_stderr(self) -> None:
-        for line in self._process.stderr:
+        for line in self._stderr:
             self._stderr_tail.append(line.rstrip())
 
     def _stderr_text(self) -> str:

@@ -70,6 +70,11 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     path = Path(path)
+    if not hasattr(model, "cfg") or not hasattr(model.cfg, "to_dict"):
+        raise CheckpointError(
+            f"save_checkpoint needs a DualFace, got {type(model).__name__}; unwrap DDP/compiled models first "
+            "(model.module)"
+        )
     if path.suffix != ".safetensors":
         raise CheckpointError(f"checkpoint path must end in .safetensors, got {path}")
     extra = dict(extra_meta or {})

@@ -276,3 +276,22 @@ def test_stream_rebasing_is_exact_and_other_rates_work(engine):
     pcm = (np.sin(np.arange(44100) / 10.0) * 20000).astype(np.int16)
     frames = stream.push(pcm) + stream.flush()
     assert len(frames) == 30
+
+
+def test_bench_runs_end_to_end(tmp_path, capsys):
+    from engine.bench import main as bench_main
+
+    weights = make_checkpoint(tmp_path / "tiny.safetensors")
+    report_path = tmp_path / "bench.json"
+    code = bench_main(
+        ["--weights", str(weights), "--threads", "1", "--durations", "1,2", "--baseline", "1", "--repeats", "1",
+         "--stream-seconds", "2", "--json", str(report_path)]
+    )  # fmt: skip
+    assert code == 0
+    import json
+
+    report = json.loads(report_path.read_text())
+    first, second = report["clips"]
+    assert first["frames"] == 30 and second["frames"] == 60
+    assert first["full_prefix_wall_s"] > 0 and "full_prefix_wall_s" not in second
+    assert report["stream"]["frames"] == 60 and report["stream"]["latency_median_ms"] > 0

@@ -196,6 +196,12 @@ def test_bad_audio_input_is_refused_with_the_fix():
         model.encode_audio(torch.zeros(1, 50, 80), 0.0, 10)
 
 
+def test_forward_rejects_another_topology():
+    batch = collate(make_examples(n_vertices=31))
+    with pytest.raises(ValueError, match="n_vertices"):
+        tiny_model()(batch)
+
+
 def test_start_rejects_mismatched_conditioning():
     model = tiny_model().eval()
     feat = torch.zeros(2, 10, 32)
@@ -312,6 +318,17 @@ def test_infonce_penalises_collapsed_motion_features():
     assert matched < 0.5
     # audio -> motion cannot tell the frames apart at all (log T); motion -> audio adds >= 0
     assert collapsed >= 0.5 * math.log(t) - 1e-5
+
+
+def test_infonce_does_not_use_neighbouring_frames_as_negatives():
+    """A smooth trajectory: neighbours look alike, which must not count against the model."""
+    t = 20
+    angle = torch.linspace(0, 3.0, t)
+    smooth = torch.stack([angle.cos(), angle.sin(), torch.zeros(t)], -1)[None]
+    mask = torch.ones(1, t, dtype=torch.bool)
+    strict = info_nce(smooth, smooth, mask, 0.1, exclude=0)
+    tolerant = info_nce(smooth, smooth, mask, 0.1, exclude=2)
+    assert tolerant < 0.5 * strict
 
 
 def test_vertex_loss_weights_lips_on_the_mediapipe_face():

@@ -81,6 +81,20 @@ def test_patch_grouping_travels_with_the_checkpoint(saved):
     assert not torch.equal(loaded.motion_encoder.patch_labels, torch.arange(40) * 5 // 40)
 
 
+@pytest.mark.parametrize("switch", ["mesh_attention", "emotion", "dual_task"])
+def test_ablated_models_round_trip(tmp_path, switch):
+    model = small_model(**{switch: False})
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "a.safetensors"))
+    assert getattr(loaded.cfg, switch) is False
+    assert torch.equal(decode(model), decode(loaded))
+
+
+def test_saving_something_else_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="needs a DualFace"):
+        save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "a.safetensors")
+    assert not list(tmp_path.iterdir())
+
+
 def test_missing_file_says_how_to_get_weights(tmp_path):
     with pytest.raises(CheckpointError, match="engine.train"):
         load_checkpoint(tmp_path / "nope.safetensors")

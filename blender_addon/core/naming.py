@@ -31,5 +31,9 @@ def basis_key_name(take: str, component: int) -> str:
     return take[: MAX_ID_NAME - len(suffix)] + suffix
 
 
-def is_dualface_name(name: str) -> bool:
-    return name.startswith(TAKE_PREFIX)
+_BASIS_KEY = re.compile(rf"^{re.escape(TAKE_PREFIX)}.+_\d{{3}}_\d{{2}}$")
+
+
+def is_basis_key_name(name: str) -> bool:
+    """A vertex-mode key DualFace created ('DF_<clip>_NNN_KK'), never an artist's own 'DF_...' key."""
+    return bool(_BASIS_KEY.match(name))

@@ -43,7 +43,7 @@ def load_audio(
             raise AudioError(
                 "an audio array needs its sample rate: pass sample_rate=... (for example 16000 or 44100)"
             )
-        audio, rate = _as_float_array(np.asarray(path_or_array)), int(sample_rate)
+        audio, rate = pcm_to_float(np.asarray(path_or_array)), int(sample_rate)
     return _to_model_format(audio, rate, target_sr)
 
 
@@ -108,7 +108,8 @@ def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int] | None:
     return audio[:, None], rate
 
 
-def _as_float_array(audio: np.ndarray) -> np.ndarray:
+def pcm_to_float(audio: np.ndarray) -> np.ndarray:
+    """Integer PCM (signed or unsigned) -> float32 in -1..1; float input passes through."""
     if audio.dtype.kind in "iu":
         info = np.iinfo(audio.dtype)
         scale = float(max(abs(info.min), info.max))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.audio.io import MODEL_SAMPLE_RATE, AudioError
+from engine.audio.io import MODEL_SAMPLE_RATE, AudioError, pcm_to_float
 from engine.inference.decode import encoder_context
 from engine.inference.schedule import EmotionSpec, parse_schedule, schedule_to_cond
 from engine.model.audio_encoder import ENCODER_RATE, SUBSAMPLING
@@ -112,11 +112,9 @@ class Stream:
         if self._finished:
             raise RuntimeError("the stream was flushed; start a new one with Engine.stream()")
         started = time.perf_counter()
-        samples = np.asarray(samples)
+        samples = pcm_to_float(np.asarray(samples))
         if samples.ndim == 2:
             samples = samples.mean(axis=1 if samples.shape[1] <= samples.shape[0] else 0)
-        if samples.dtype.kind in "iu":
-            samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
         samples = samples.astype(np.float32, copy=False).reshape(-1)
         if not np.all(np.isfinite(samples)):
             raise AudioError("pushed audio contains NaN or infinite samples")

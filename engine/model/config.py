@@ -70,6 +70,7 @@ class ModelConfig:
     w_consistency: float = 0.5
     w_infonce: float = 0.1
     infonce_temperature: float = 0.1
+    infonce_exclude: int = 2  # frames within +-2 of t are too alike to serve as InfoNCE negatives
 
     def __post_init__(self) -> None:
         self.validate()
@@ -98,13 +99,11 @@ class ModelConfig:
                 problems.append(f"{name}={getattr(self, name)} must be divisible by its head count {heads}")
         positive = (
             "n_vertices n_phones n_emotions style_dim n_arkit n_mels audio_dim mesh_patches patch_dim "
-            "vertex_embed_dim d_model decoder_window motion_window ff_mult mesh_ff_mult consistency_dim "
-            "sampling_passes"
+            "vertex_embed_dim d_model decoder_layers decoder_window motion_window ff_mult mesh_ff_mult "
+            "consistency_dim sampling_passes"
         ).split()
         problems += [f"{n} must be >= 1, got {getattr(self, n)}" for n in positive if getattr(self, n) < 1]
-        non_negative = (
-            "audio_layers mesh_layers motion_layers decoder_layers audio_window align_radius".split()
-        )
+        non_negative = "audio_layers mesh_layers motion_layers audio_window align_radius".split()
         problems += [
             f"{n} must be >= 0, got {getattr(self, n)}" for n in non_negative if getattr(self, n) < 0
         ]

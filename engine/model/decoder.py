@@ -176,10 +176,8 @@ class FaceDecoder(nn.Module):
             n_frames=t,
             condition=condition,
             cross=[layer.cross_attn.precompute(audio_feat, audio_valid) for layer in self.layers],
-            cross_bias=first.cross_attn.distance_bias(audio_feat) if self.layers else audio_feat.new_zeros(0),
-            self_bias=ring_bias_table(first.self_attn.slopes.to(audio_feat.dtype), window)
-            if self.layers
-            else audio_feat.new_zeros(0),
+            cross_bias=first.cross_attn.distance_bias(audio_feat),
+            self_bias=ring_bias_table(first.self_attn.slopes.to(audio_feat.dtype), window),
             caches=[layer.self_attn.new_cache(b, audio_feat) for layer in self.layers],
             previous=None,
         )
@@ -194,7 +192,7 @@ class FaceDecoder(nn.Module):
         else:
             inp = state.previous
         x = self.in_proj(inp) + state.condition[:, t]
-        self_bias = state.self_bias[ring_step_index(t, self.cfg.decoder_window)] if self.layers else None
+        self_bias = state.self_bias[ring_step_index(t, self.cfg.decoder_window)]
         for layer, cache, (k_pad, v_pad, mask_pad) in zip(self.layers, state.caches, state.cross):
             x = x + layer.self_attn.step(layer.norm1(x), cache, t, self_bias)
             x = x + layer.cross_attn.step(layer.norm2(x), k_pad, v_pad, mask_pad, state.cross_bias, t)

@@ -170,6 +170,11 @@ class DualFace(nn.Module):
             raise ValueError(f"tf_prob must be in [0, 1], got {tf_prob}")
         cfg = self.cfg
         offsets = batch["offsets"]
+        if offsets.ndim != 4 or offsets.shape[2:] != (cfg.n_vertices, 3):
+            raise ValueError(
+                f"batch offsets must be [B, T, {cfg.n_vertices}, 3] for this model, got {tuple(offsets.shape)}; "
+                "build the model with ModelConfig(n_vertices=...) matching the dataset"
+            )
         b, t = offsets.shape[:2]
         fps = float(batch["fps"])
         mel_len = batch.get("mel_len")

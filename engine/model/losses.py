@@ -13,12 +13,15 @@ w_v = cfg.lip_weight on lip vertices (MediaPipe 'lips' region, or batch["lip_mas
     consistency = mean_bt m_bt (1 - cos(P_a a_bt, P_m g_bt))                      (consistency)
     infonce     = -1/2 mean_bt [log softmax_s(cos(P_a a_bt, P_m g_bs)/tau)_t
                                + log softmax_s(cos(P_a a_bs, P_m g_bt)/tau)_t]    (consistency)
+                  with s over the clip's real frames except 0 < |s - t| <= cfg.infonce_exclude
     total       = sum of cfg.w_* times each active term
 
 a = audio features, g = motion features of the ground truth, P_a / P_m = learned projections, s runs
 over the real frames of the same clip. The cosine term pulls each frame's audio and motion
 embeddings together; InfoNCE also pushes frame t's audio away from the clip's *other* frames, so a
-model that maps every frame to one average pose (over-smoothing) cannot score well. CTC losses are
+model that maps every frame to one average pose (over-smoothing) cannot score well. Immediate
+neighbours are not negatives: at 30-60 fps they are nearly the same pose, and pushing them apart
+would fight smooth motion. CTC losses are
 per-target-length means (PyTorch 'mean' reduction) with impossible alignments zeroed.
 """
 
@@ -87,11 +90,17 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def info_nce(audio: Tensor, motion: Tensor, mask: Tensor, temperature: float) -> Tensor:
-    """Symmetric InfoNCE across the frames of each clip; audio/motion [B,T,C] unit vectors."""
+def info_nce(audio: Tensor, motion: Tensor, mask: Tensor, temperature: float, exclude: int = 0) -> Tensor:
+    """Symmetric InfoNCE across the frames of each clip; audio/motion [B,T,C] unit vectors.
+
+    Pairs 0 < |s - t| <= exclude are left out of the softmax (neither positive nor negative)."""
     logits = torch.matmul(audio, motion.transpose(1, 2)) / temperature  # [B,T(audio),T(motion)]
     neg = torch.finfo(logits.dtype).min
-    pair_ok = mask[:, :, None] & mask[:, None, :]
+    t = audio.shape[1]
+    gap = (
+        torch.arange(t, device=audio.device)[:, None] - torch.arange(t, device=audio.device)[None, :]
+    ).abs()
+    pair_ok = mask[:, :, None] & mask[:, None, :] & ~((gap > 0) & (gap <= exclude))[None]
     logits = logits.masked_fill(~pair_ok, neg)
     diag_a = torch.diagonal(torch.log_softmax(logits, dim=2), dim1=1, dim2=2)  # audio -> which motion
     diag_m = torch.diagonal(torch.log_softmax(logits, dim=1), dim1=1, dim2=2)  # motion -> which audio
@@ -135,7 +144,8 @@ def dual_losses(out: dict, batch: dict, cfg: ModelConfig) -> dict[str, Tensor]:
         a = F.normalize(out["audio_proj"], dim=-1)
         m = F.normalize(out["motion_proj"], dim=-1)
         add("consistency", _masked_mean(1.0 - (a * m).sum(-1), mask), cfg.w_consistency)
-        add("infonce", info_nce(a, m, mask, cfg.infonce_temperature), cfg.w_infonce)
+        infonce = info_nce(a, m, mask, cfg.infonce_temperature, cfg.infonce_exclude)
+        add("infonce", infonce, cfg.w_infonce)
 
     losses["total"] = torch.stack(contributions).sum() if contributions else gt.new_zeros(())
     return losses

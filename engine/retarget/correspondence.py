@@ -223,21 +223,26 @@ def _smoothing(
     idx = np.flatnonzero(active)
     rows, cols, vals = np.arange(n), np.arange(n), np.ones(n)
     if idx.size > 1:
-        reach = float(np.percentile(radius[idx], 99))
-        pairs = cKDTree(points[idx]).query_pairs(reach, output_type="ndarray")
-        if len(pairs):
-            i, j = idx[pairs[:, 0]], idx[pairs[:, 1]]
-            d2 = np.sum((points[i] - points[j]) ** 2, axis=1)
-            r = np.minimum(radius[i], radius[j])
-            normals = vertex_normals(points, faces)
-            across_mouth = (
-                (lip_class[i] != lip_class[j]) & (lip_class[i] != LIP_NONE) & (lip_class[j] != LIP_NONE)
-            )
-            facing = np.einsum("ij,ij->i", normals[i], normals[j]) > 0.5
-            keep = facing & ~across_mouth & (d2 < r * r)
-            i, j, d2, r = i[keep], j[keep], d2[keep], r[keep]
-            w = np.exp(-d2 / (2 * (0.5 * r) ** 2))
-            rows, cols, vals = np.r_[i, j, rows], np.r_[j, i, cols], np.r_[w, w, vals]
+        tree = cKDTree(points[idx])
+        balls = tree.query_ball_point(points[idx], radius[idx], return_sorted=False)
+        counts = np.fromiter((len(b) for b in balls), dtype=np.int64, count=len(balls))
+        i = np.repeat(idx, counts)
+        j = idx[np.fromiter((k for b in balls for k in b), dtype=np.int64, count=int(counts.sum()))]
+        normals = vertex_normals(points, faces)
+        across_mouth = (
+            (lip_class[i] != lip_class[j]) & (lip_class[i] != LIP_NONE) & (lip_class[j] != LIP_NONE)
+        )
+        facing = np.einsum("ij,ij->i", normals[i], normals[j]) > 0.5
+        keep = facing & ~across_mouth & (i != j)
+        i, j = i[keep], j[keep]
+        diff = points[i] - points[j]
+        d2 = np.einsum("ij,ij->i", diff, diff)
+        # The smaller of the two radii: a vertex beside a lid or lip margin must not reach across it.
+        r = np.minimum(radius[i], radius[j])
+        inside_both = d2 < r * r
+        i, j, d2, r = i[inside_both], j[inside_both], d2[inside_both], r[inside_both]
+        w = np.exp(-d2 / (2 * (0.5 * r) ** 2))
+        rows, cols, vals = np.r_[i, rows], np.r_[j, cols], np.r_[w, vals]
     k = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
     k = sparse.diags(1.0 / np.asarray(k.sum(axis=1)).ravel()) @ k
     return k.tocsr()

@@ -148,19 +148,26 @@ def _template_profile() -> _TemplateProfile:
 
 
 @lru_cache(maxsize=1)
-def _template_landmarks_cached() -> tuple[tuple[str, tuple[float, float, float]], ...]:
+def _template_landmark_array() -> np.ndarray:
+    """[L, 3] positions of FIT_LANDMARKS in order (read-only, cached)."""
     from engine.face.template import load_template
 
     tpl = load_template()
     v = tpl.vertices.astype(np.float64)
-    out = {name: v[tpl.landmarks[name]] for name in FIT_LANDMARKS if name != "stomion"}
-    out["stomion"] = 0.5 * (v[tpl.landmarks["upper_lip_center"]] + v[tpl.landmarks["lower_lip_center"]])
-    return tuple((k, tuple(float(c) for c in out[k])) for k in FIT_LANDMARKS)
+    rows = []
+    for name in FIT_LANDMARKS:
+        if name == "stomion":
+            rows.append(0.5 * (v[tpl.landmarks["upper_lip_center"]] + v[tpl.landmarks["lower_lip_center"]]))
+        else:
+            rows.append(v[tpl.landmarks[name]])
+    out = np.stack(rows)
+    out.setflags(write=False)
+    return out
 
 
 def template_landmarks() -> dict[str, np.ndarray]:
-    """Positions of :data:`FIT_LANDMARKS` on the template (metres, template frame)."""
-    return {k: np.asarray(v) for k, v in _template_landmarks_cached()}
+    """Positions of :data:`FIT_LANDMARKS` on the template (metres, template frame); fresh copies."""
+    return {name: row.copy() for name, row in zip(FIT_LANDMARKS, _template_landmark_array(), strict=True)}
 
 
 def check_landmarks(

@@ -95,13 +95,6 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     return np.stack([keys // n, keys % n], axis=1)
 
 
-def adjacency_matrix(n_vertices: int, edge_list: np.ndarray) -> sparse.csr_matrix:
-    """Symmetric 0/1 vertex adjacency."""
-    i, j = edge_list[:, 0], edge_list[:, 1]
-    data = np.ones(2 * len(i))
-    return sparse.csr_matrix((data, (np.r_[i, j], np.r_[j, i])), shape=(n_vertices, n_vertices))
-
-
 def vertex_faces(faces: np.ndarray, n_vertices: int) -> sparse.csr_matrix:
     """[N, F] incidence: row i lists the triangles around vertex i."""
     rows = faces.reshape(-1)

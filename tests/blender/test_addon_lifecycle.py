@@ -79,11 +79,14 @@ def test_built_zip_validates_installs_enables_and_animates_with_bundled_weights(
     user = tmp_path / "user"
     script = f"""
 import json, sys, bpy, addon_utils
-result = bpy.ops.extensions.package_install_files(filepath={str(archive)!r}, repo="user_default", enable_on_install=True)
+result = bpy.ops.extensions.package_install_files(
+    filepath={str(archive)!r}, repo="user_default", enable_on_install=True
+)
 name = "bl_ext.user_default.dualface"
 module = sys.modules[name]
 from pathlib import Path
-site = Path(bpy.utils.user_resource("EXTENSIONS", path=".local")).glob("lib/python*/site-packages/engine/arkit.py")
+local = Path(bpy.utils.user_resource("EXTENSIONS", path=".local"))
+site = local.glob("lib/python*/site-packages/engine/arkit.py")
 code = sys.modules[name + ".headless"].main(["animate", "--add-head", "--audio", {str(audio)!r}])
 print(json.dumps({{
     "result": sorted(result), "enabled": name in bpy.context.preferences.addons,

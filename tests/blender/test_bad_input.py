@@ -65,8 +65,9 @@ def _case(name, bpy, scene, tmp_path, audio):
     if name == "missing weights":
         return good_head(), audio, "AUTO", str(tmp_path / "gone.safetensors")
     if name == "vertex mode on another mesh":
-        cube = _mesh(bpy, scene, "Box", [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)],
-                     [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])  # fmt: skip
+        corners = [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)]
+        quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        cube = _mesh(bpy, scene, "Box", corners, quads)
         return cube, audio, "VERTEX", None
     if name == "arkit mode without keys":
         return good_head(), audio, "ARKIT", None

@@ -213,3 +213,38 @@ def test_external_python_worker_generates_the_same_kind_of_take(scene, audio, ti
         assert fingerprint(bpy) == before
     finally:
         engine_bridge.shutdown()
+
+
+def test_the_generate_job_runs_the_engine_on_a_worker_thread_and_can_be_cancelled(
+    scene, audio, engine_weights
+):
+    """What the modal operator's timer polls (modal operators never run in background mode)."""
+    import threading
+
+    from blender_addon import operators, pipeline
+    from blender_addon.head import add_head
+
+    prepared = pipeline.prepare(scene, add_head(scene), str(audio), mode="VERTEX")
+    job = operators._Job(prepared)
+    job.thread.start()
+    assert job.done.wait(120)
+    assert job.error is None and not job.cancelled
+    assert job.animation.n_frames == 60 and job.progress == pytest.approx(1.0)
+    assert job.thread.name != threading.main_thread().name
+
+    cancelled = operators._Job(prepared)
+    cancelled.cancel.set()
+    cancelled.thread.start()
+    assert cancelled.done.wait(120)
+    assert cancelled.cancelled and cancelled.animation is None and cancelled.error is None
+
+
+def test_the_addons_torch_free_copies_match_the_engine():
+    """The add-on cannot import engine.api (torch) to learn the engine's rates; keep the copy honest."""
+    from blender_addon.core.timing import ENGINE_RATES
+    from blender_addon.engine_bridge import WEIGHTS_ENV
+    from engine.api import SUPPORTED_FPS
+    from engine.weights import WEIGHTS_ENV as ENGINE_WEIGHTS_ENV
+
+    assert tuple(float(f) for f in SUPPORTED_FPS) == ENGINE_RATES
+    assert WEIGHTS_ENV == ENGINE_WEIGHTS_ENV
