@@ -36,7 +36,7 @@ class _Job:
             self.animation = pipeline.generate(self.prepared, progress=self._on_progress, cancel=self.cancel)
         except engine_bridge.TakeCancelled:
             self.cancelled = True
-        except engine_bridge.EngineError as error:
+        except (engine_bridge.EngineError, InputError) as error:  # InputError: the head's fit failed
             self.error = str(error)
         except Exception as error:  # noqa: BLE001 - any engine failure must reach the user
             self.error = f"the engine failed: {type(error).__name__}: {error}"

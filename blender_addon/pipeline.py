@@ -1,8 +1,12 @@
 """One take from request to scene, in three steps the UI and the headless command share.
 
-prepare (main thread: every check, nothing written) -> generate (any thread: the engine, no bpy)
--> apply (main thread: the take is written). The Generate operator runs `generate` on a worker
-thread; headless and background mode call all three in a row.
+prepare (main thread: every check, nothing written) -> generate (any thread: the head's fit when
+one is needed, then the engine; no bpy) -> apply (main thread: the take is written). The Generate
+operator runs `generate` on a worker thread; headless and background mode call all three in a row.
+
+A mesh that is not the DualFace template and has no ARKit keys is animated in vertex mode through
+the retargeting correspondence: the first take fits the template to it (cached on disk, so later
+takes start at once). Teeth, tongue and eyes that are separate meshes move in the same take.
 """
 
 from __future__ import annotations
@@ -11,10 +15,19 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from . import engine_bridge, retargeting, review, takes
+from . import engine_bridge, retarget_ops, retargeting, review, takes
 from .core import timing
 from .core.arkit_match import VERTEX
-from .validation import AudioInfo, InputError, Target, check_audio, check_frames, check_target
+from .validation import (
+    AudioInfo,
+    InputError,
+    Target,
+    check_audio,
+    check_editable_mesh,
+    check_frames,
+    check_target,
+    template_vertex_count,
+)
 
 
 @dataclass
@@ -27,6 +40,9 @@ class Prepared:
     settings: engine_bridge.EngineSettings
     captions: bool
     notes: list[str] = field(default_factory=list)
+    # The head's geometry when this take must fit it first (copied here, fitted in `generate`).
+    fit: retarget_ops.FitInputs | None = None
+    correspondence: object | None = None  # engine.retarget.Correspondence once fitted
 
 
 def prepare(
@@ -61,37 +77,114 @@ def prepare(
         intensity=float(intensity),
         style=dict(style or {}),
     )
-    return Prepared(scene, target, audio, start, job, settings, captions)
+    prepared = Prepared(scene, target, audio, start, job, settings, captions)
+    prepared.fit = _fit_needed(scene, target)
+    return prepared
 
 
 def resolve_target(obj, mode: str) -> Target:
-    """check_target with what the retargeting modules know (fitted heads, the user's ARKit table)."""
+    """check_target with what the retargeting modules know (the user's ARKit table); any mesh can
+    take vertex output, because a take fits the template to it when it has no fit yet."""
     return check_target(
-        obj, mode, retargetable=retargeting.can_retarget, arkit_overrides=retargeting.arkit_overrides(obj)
+        obj, mode, retargetable=_is_mesh, arkit_overrides=retargeting.arkit_overrides(obj)
     )
+
+
+def _is_mesh(obj) -> bool:
+    return obj is not None and obj.type == "MESH"
+
+
+def _needs_transfer(target: Target) -> bool:
+    """Vertex output on a mesh that is not the template's topology goes through a correspondence."""
+    return target.mode == VERTEX and len(target.obj.data.vertices) != template_vertex_count()
+
+
+def _fit_needed(scene, target: Target) -> retarget_ops.FitInputs | None:
+    """The head's geometry when the take needs a fit it does not have yet, else None.
+
+    Needed for vertex output on a foreign mesh, and for the separate parts (teeth, eyes) of the
+    template head, whose fit is cheap and always succeeds. A foreign ARKit rig is never fitted
+    behind the user's back (a failure would block a take that does not need it): fit it with
+    *Fit DualFace to Mesh* to animate its teeth.
+    """
+    obj = target.obj
+    if retarget_ops.correspondence_for(obj) is not None:
+        return None
+    if _needs_transfer(target):
+        return retarget_ops.fit_inputs(obj)
+    is_template = len(obj.data.vertices) == template_vertex_count()
+    if is_template and retarget_ops.part_candidates(obj, scene.objects):
+        return retarget_ops.fit_inputs(obj)
+    return None
+
+
+def fit_head(prepared: Prepared) -> None:
+    """Fit the template to the head when the take needs it (no bpy: any thread; cached on disk)."""
+    if prepared.fit is None or prepared.correspondence is not None:
+        return
+    from engine.retarget import RetargetError
+
+    try:
+        prepared.correspondence = retarget_ops.fit_correspondence(prepared.fit)
+    except RetargetError as error:
+        raise InputError(
+            f"'{prepared.fit.name}' is not the DualFace head and has no ARKit shape keys, so the take "
+            f"must fit DualFace to it, which failed: {error}"
+        ) from None
 
 
 def generate(prepared: Prepared, progress=None, cancel=None):
     """The slow part; safe off the main thread (touches no Blender data)."""
+    fit_head(prepared)
     return engine_bridge.animate(prepared.job, prepared.settings, progress=progress, cancel=cancel)
 
 
 def apply(prepared: Prepared, animation) -> takes.TakeResult:
     scene = prepared.scene
     animation = timing.resample_animation(animation, takes.scene_fps(scene))
-    offsets = None
+    fit_head(prepared)  # a no-op after `generate`
     obj = prepared.target.obj
+    corr = prepared.correspondence
+    if corr is None:
+        corr = retarget_ops.correspondence_for(obj)
+    offsets = None
     if prepared.target.mode == VERTEX and len(obj.data.vertices) != animation.offsets.shape[1]:
-        offsets = retargeting.vertex_offsets_for(obj, animation)
-        if offsets is None:
-            raise InputError(f"no retargeting module could map the take onto '{obj.name}'")
+        if corr is None:
+            raise InputError(f"'{obj.name}' has no DualFace fit: use Fit DualFace to Mesh, then Generate")
+        offsets = retarget_ops.vertex_offsets_for(obj, animation, corr)
+    parts = _part_motion(scene, obj, animation, corr)
     result = takes.write_take(
-        scene, prepared.target, animation, prepared.audio, prepared.start_frame, prepared.captions, offsets
+        scene,
+        prepared.target,
+        animation,
+        prepared.audio,
+        prepared.start_frame,
+        prepared.captions,
+        offsets,
+        parts=parts,
     )
+    if prepared.correspondence is not None:
+        retarget_ops.remember_fit(obj, prepared.correspondence)
     if prepared.captions:
         action = bpy.data.actions[result.action]
         review.build_review(scene, takes.take_metadata(action), captions=True)
     return result
+
+
+def _part_motion(scene, head, animation, corr) -> list[takes.PartMotion]:
+    """Teeth and tongue riding the jaw, eyes held rigid: the head's separate meshes in this take."""
+    if corr is None:
+        return []
+    motions = []
+    for obj, part in retarget_ops.find_parts(head, scene.objects, corr):
+        try:
+            check_editable_mesh(obj)
+        except InputError as error:
+            raise InputError(f"{error} (or set its DualFace Part to Ignore)") from None
+        offsets = retarget_ops.part_offsets_for(obj, head, animation, corr, part)
+        if offsets is not None:
+            motions.append(takes.PartMotion(obj, part, offsets))
+    return motions
 
 
 def run(prepared: Prepared, progress=None, cancel=None) -> takes.TakeResult:

@@ -10,6 +10,7 @@ and separate parts (teeth, tongue, eyes) are recognised by name and position or 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -87,14 +88,40 @@ def _cache_dir() -> Path:
     return default_cache_dir()
 
 
-def fit_object(obj, use_cache: bool = True):
-    """Fit DualFace's template to ``obj`` (raises engine.retarget.RetargetError with the fix)."""
+@dataclass(frozen=True)
+class FitInputs:
+    """What a fit needs from Blender, copied on the main thread so the fit itself may run on any."""
+
+    name: str
+    world: np.ndarray  # [V, 3] world-space vertices
+    triangles: np.ndarray  # [F, 3]
+    landmarks: dict[str, np.ndarray]  # hand-marked DF_<landmark> groups (world space)
+
+
+def fit_inputs(obj) -> FitInputs:
+    world, tris, _ = _world_geometry(obj)
+    return FitInputs(obj.name, world, tris, _picked_landmarks(obj))
+
+
+def fit_correspondence(inputs: FitInputs, use_cache: bool = True):
+    """The fit itself: no bpy, safe on a worker thread. Raises engine.retarget.RetargetError."""
     from engine.retarget import fit_head
 
-    world, tris, _ = _world_geometry(obj)
-    corr = fit_head(world, tris, _picked_landmarks(obj), cache_dir=_cache_dir(), use_cache=use_cache)
+    return fit_head(
+        inputs.world, inputs.triangles, inputs.landmarks, cache_dir=_cache_dir(), use_cache=use_cache
+    )
+
+
+def remember_fit(obj, corr) -> None:
+    """Tie a fit to its mesh (main thread) so later takes and the ARKit tools find it."""
     _fits[corr.mesh_key] = corr
     obj[FIT_PROPERTY] = corr.mesh_key
+
+
+def fit_object(obj, use_cache: bool = True):
+    """Fit DualFace's template to ``obj`` (raises engine.retarget.RetargetError with the fix)."""
+    corr = fit_correspondence(fit_inputs(obj), use_cache=use_cache)
+    remember_fit(obj, corr)
     return corr
 
 
@@ -130,9 +157,12 @@ def can_retarget(obj) -> bool:
     return obj is not None and obj.type == "MESH" and correspondence_for(obj) is not None
 
 
-def vertex_offsets_for(obj, animation):
-    """Template offsets of a take carried onto ``obj`` ([T, V_obj, 3] local space), or None."""
-    corr = correspondence_for(obj)
+def vertex_offsets_for(obj, animation, corr=None):
+    """Template offsets of a take carried onto ``obj`` ([T, V_obj, 3] local space), or None.
+
+    ``corr`` is a fit made for this take and not yet remembered on the object."""
+    if corr is None:
+        corr = correspondence_for(obj)
     if corr is None:
         return None
     _, _, matrix = _world_geometry(obj)
@@ -140,7 +170,7 @@ def vertex_offsets_for(obj, animation):
     return np.ascontiguousarray(_to_local_vectors(world, matrix))
 
 
-def part_of(obj, head) -> str:
+def part_of(obj, head, corr=None) -> str:
     """The part (engine.retarget.Part value, or 'ignore') a separate mesh plays on a fitted head."""
     from engine.retarget import classify_part
 
@@ -149,19 +179,21 @@ def part_of(obj, head) -> str:
         return "ignore"
     if chosen != "AUTO":
         return chosen.lower()
-    corr = correspondence_for(head)
+    if corr is None:
+        corr = correspondence_for(head)
     if corr is None:
         return "ignore"
     world, _, _ = _world_geometry(obj)
     return classify_part(obj.name, world, corr).value
 
 
-def part_offsets_for(obj, head, animation):
+def part_offsets_for(obj, head, animation, corr=None, part: str | None = None):
     """Offsets [T, V_obj, 3] (local space) of a separate part (teeth, tongue, eye, skin) of ``head``."""
     from engine.retarget import Part, attach_mesh, part_offsets
 
-    corr = correspondence_for(head)
-    part = part_of(obj, head)
+    if corr is None:
+        corr = correspondence_for(head)
+    part = part or part_of(obj, head, corr)
     if corr is None or part == "ignore":
         return None
     world, tris, matrix = _world_geometry(obj)
@@ -171,6 +203,63 @@ def part_offsets_for(obj, head, animation):
     else:
         moved = part_offsets(Part(part), world, tris, corr, offsets)
     return np.ascontiguousarray(_to_local_vectors(moved, matrix))
+
+
+# Parts found without the user pointing them at the head: only what the name or the position says
+# is a mouth or eye part. A mesh merely near the face (a hat, a second character) is left alone.
+_POSITION_PARTS = ("teeth", "upper_teeth", "lower_teeth", "tongue", "eye")
+
+
+def _world_box(obj) -> tuple[np.ndarray, np.ndarray]:
+    matrix = np.array(obj.matrix_world, dtype=np.float64)
+    corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
+    world = corners @ matrix[:3, :3].T + matrix[:3, 3]
+    return world.min(axis=0), world.max(axis=0)
+
+
+def part_candidates(head, objects) -> list[bpy.types.Object]:
+    """Meshes that may move with ``head``: those whose DualFace Head points at it, and those that
+    point at no head and sit inside the head's bounding box. Cheap (bounding boxes only)."""
+    low, high = _world_box(head)
+    margin = 0.1 * (high - low)
+    found = []
+    for obj in objects:
+        if obj == head or obj.type != "MESH" or len(obj.data.vertices) == 0:
+            continue
+        if getattr(obj, "dualface_part", "AUTO") == "IGNORE":
+            continue
+        owner = getattr(obj, "dualface_head", None)
+        if owner is not None and owner != head:
+            continue
+        if owner is None:
+            box_low, box_high = _world_box(obj)
+            centre = 0.5 * (box_low + box_high)
+            if np.any(centre < low - margin) or np.any(centre > high + margin):
+                continue
+        found.append(obj)
+    return found
+
+
+def find_parts(head, objects, corr) -> list[tuple[bpy.types.Object, str]]:
+    """(mesh, part) for the separate meshes that move with ``head`` in a take.
+
+    A candidate (see part_candidates) that points at the head always belongs to it; one found by
+    position only when its name, its DualFace Part or its position says it is teeth, a tongue or
+    an eye (engine.retarget.classify_part). Ignored meshes are left out.
+    """
+    from engine.retarget import part_from_name
+
+    found = []
+    for obj in part_candidates(head, objects):
+        part = part_of(obj, head, corr)
+        if part == "ignore":
+            continue
+        pointed = getattr(obj, "dualface_head", None) is not None
+        told = getattr(obj, "dualface_part", "AUTO") != "AUTO" or part_from_name(obj.name) is not None
+        if not pointed and not told and part not in _POSITION_PARTS:
+            continue
+        found.append((obj, part))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------

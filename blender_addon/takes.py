@@ -7,12 +7,16 @@ purged on save), and 'Restore Previous Action' puts it back. Artist shape keys a
 overwritten: ARKit mode only keyframes existing keys inside the new action; vertex mode adds
 'DF_'-prefixed keys of its own. Artist strips are never touched: the take's sound strip goes on a
 free channel, and only this object's earlier DualFace strips are muted.
+
+Separate meshes of the head (teeth, tongue) move in the same take: each gets its own new action,
+'<take>_<mesh>', with 'DF_' keys of its own, under the same rules (stash, never overwrite).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import bpy
@@ -25,6 +29,19 @@ from .validation import AudioInfo, InputError, Target
 
 META_KEY = "dualface"  # JSON custom property on the take action
 STASH_PREFIX = "[DF stash] "
+
+
+@dataclass
+class PartMotion:
+    """A separate mesh of the head (teeth, tongue, eye, ...) and its motion in a take."""
+
+    obj: bpy.types.Object
+    part: str  # engine.retarget.Part value
+    offsets: np.ndarray  # [T, V_obj, 3] local space
+
+
+# A part whose largest offset stays under this (metres in the mesh's space) is rigid: no keys.
+STILL_PART = 1e-7
 
 
 @dataclass
@@ -41,6 +58,8 @@ class TakeResult:
     markers: int = 0
     explained: float = 1.0  # vertex mode: share of the motion the basis reproduces
     seconds: dict[str, float] = field(default_factory=dict)
+    # mesh name -> {"part", "action" (None for a rigid part), "previous_action", "keys"}
+    parts: dict[str, dict] = field(default_factory=dict)
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
@@ -55,12 +74,14 @@ def write_take(
     start_frame: int,
     captions: bool = False,
     vertex_offsets: np.ndarray | None = None,
+    parts: Sequence[PartMotion] = (),
 ) -> TakeResult:
     """Create the take. `animation` must already be at the scene's frame rate.
 
     `vertex_offsets [T, V, 3]` replaces `animation.offsets` in vertex mode when the mesh is not
-    the template (a retargeting module computed them). Everything is checked and computed before
-    the first write, so a failure leaves the file untouched.
+    the template (a retargeting module computed them); `parts` are the head's separate meshes.
+    Everything is checked and computed before the first write, so a failure leaves the file
+    untouched.
     """
     clock = time.perf_counter()
     fps = scene_fps(scene)
@@ -85,6 +106,9 @@ def write_take(
     else:
         arkit_channels = _arkit_channels(target, animation)
         result.seconds["checks"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    part_bases = [(motion, _part_basis(motion, n_frames)) for motion in parts]
+    result.seconds["parts_basis"] = time.perf_counter() - clock
 
     # ---- writes start here ----
     clock = time.perf_counter()
@@ -107,6 +131,11 @@ def write_take(
     result.seconds["keyframes"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    for motion, factorised in part_bases:
+        result.parts[motion.obj.name] = _write_part(motion, factorised, take, frames)
+    result.seconds["parts"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
     sound = sequencer.add_sound(scene, take, str(audio.path), channel, start_frame)
     sequencer.tag(sound, take, obj.name)
     sequencer.mute_earlier_takes(scene, take, obj.name)
@@ -118,6 +147,40 @@ def write_take(
     action[META_KEY] = json.dumps(_metadata(obj, animation, audio, result, fps))
     result.seconds["sequencer"] = time.perf_counter() - clock
     return result
+
+
+def _part_basis(motion: PartMotion, n_frames: int):
+    """The part's 'DF_' key basis, or None when it does not move (eyes, upper teeth)."""
+    offsets = np.asarray(motion.offsets, dtype=np.float32)
+    expected = (n_frames, len(motion.obj.data.vertices), 3)
+    if offsets.shape != expected:
+        raise InputError(
+            f"part offsets {tuple(offsets.shape)} do not fit '{motion.obj.name}' "
+            f"({expected[0]} frames x {expected[1]} vertices x 3)"
+        )
+    if not np.isfinite(offsets).all():
+        raise InputError(f"the motion computed for '{motion.obj.name}' is not finite; fit the head again")
+    if float(np.abs(offsets).max(initial=0.0)) < STILL_PART:
+        return None
+    return compact_basis(offsets)
+
+
+def _write_part(motion: PartMotion, factorised, take: str, frames: np.ndarray) -> dict:
+    """The part's own 'DF_' keys and new action '<take>_<mesh>' (its previous action is stashed)."""
+    info: dict = {"part": motion.part, "action": None, "previous_action": None, "keys": 0}
+    if factorised is None:
+        return info
+    obj = motion.obj
+    if obj.data.shape_keys is None:
+        obj.shape_key_add(name="Basis", from_mix=False)
+    part_result = TakeResult(take, arkit_match.VERTEX, int(frames[0]), int(frames[-1]), 0, 0)
+    channels = _add_basis_keys(obj, take, factorised, part_result)
+    key = obj.data.shape_keys
+    action = _start_new_action(key, naming.part_action_name(take, obj.name), part_result)
+    info["action"] = action.name
+    info["previous_action"] = part_result.previous_action
+    info["keys"] = keyframes.write_curves(key, action, frames, channels)
+    return info
 
 
 def _checked_offsets(obj, animation, vertex_offsets) -> np.ndarray:
@@ -204,6 +267,7 @@ def _metadata(obj, animation, audio: AudioInfo, result: TakeResult, fps: float) 
         "mode": result.mode,
         "previous_action": result.previous_action,
         "sound_strip": result.sound_strip,
+        "parts": result.parts,
         "captions": [
             {"start": c.start, "end": c.end, "text": c.text, "confidence": c.confidence, "sync": c.sync}
             for c in animation.captions
@@ -239,7 +303,17 @@ def restore_previous_action(obj) -> str:
     previous = bpy.data.actions.get(name) if name else None
     if previous is None:
         raise InputError("this take had no previous action to restore (the shape keys were not animated)")
-    key = obj.data.shape_keys
+    _reassign(obj.data.shape_keys, previous)
+    for part_name, info in (meta.get("parts") or {}).items():
+        part = bpy.data.objects.get(part_name)
+        part_previous = bpy.data.actions.get(info.get("previous_action") or "")
+        if part is not None and part.type == "MESH" and part.data.shape_keys and part_previous:
+            _reassign(part.data.shape_keys, part_previous)
+    return previous.name
+
+
+def _reassign(key, previous) -> None:
+    """Make a stashed action active again, in the slot it was stashed with."""
     anim = key.animation_data
     slot = None
     for track in anim.nla_tracks:
@@ -249,7 +323,6 @@ def restore_previous_action(obj) -> str:
     anim.action = previous
     if slot is not None and hasattr(anim, "action_slot"):
         anim.action_slot = slot
-    return previous.name
 
 
 def _stash(owner, action, slot) -> None:

@@ -57,6 +57,27 @@ def check_target(obj, requested_mode: str, retargetable=None, arkit_overrides=No
     mesh = obj.data
     if len(mesh.polygons) == 0:
         raise InputError(f"mesh '{obj.name}' has no faces: pick a face mesh, or use Add DualFace Head")
+    check_editable_mesh(obj)
+    names = [block.name for block in mesh.shape_keys.key_blocks] if mesh.shape_keys else []
+    matched = arkit_match.match_arkit_keys(names, arkit_overrides)
+    try:
+        mode = arkit_match.choose_mode(requested_mode, matched)
+    except ValueError as error:
+        raise InputError(f"'{obj.name}': {error}") from None
+    if mode == arkit_match.VERTEX:
+        expected = template_vertex_count()
+        if len(mesh.vertices) != expected and not (retargetable and retargetable(obj)):
+            raise InputError(
+                f"vertex output animates the {expected}-vertex DualFace head, but '{obj.name}' has "
+                f"{len(mesh.vertices)} vertices: use Add DualFace Head, give the mesh ARKit shape keys "
+                "(jawOpen, ...) for ARKit output, or retarget it first"
+            )
+    return Target(obj, mode, matched)
+
+
+def check_editable_mesh(obj) -> None:
+    """A mesh whose shape keys a take may write: local data, Object Mode, relative keys."""
+    mesh = obj.data
     for label, block in (("object", obj), ("mesh", mesh), ("shape keys", mesh.shape_keys)):
         if block is None:
             continue
@@ -75,21 +96,6 @@ def check_target(obj, requested_mode: str, retargetable=None, arkit_overrides=No
             f"'{obj.name}' uses absolute shape keys; DualFace needs relative keys: "
             "tick 'Relative' in the Shape Keys panel"
         )
-    names = [block.name for block in mesh.shape_keys.key_blocks] if mesh.shape_keys else []
-    matched = arkit_match.match_arkit_keys(names, arkit_overrides)
-    try:
-        mode = arkit_match.choose_mode(requested_mode, matched)
-    except ValueError as error:
-        raise InputError(f"'{obj.name}': {error}") from None
-    if mode == arkit_match.VERTEX:
-        expected = template_vertex_count()
-        if len(mesh.vertices) != expected and not (retargetable and retargetable(obj)):
-            raise InputError(
-                f"vertex output animates the {expected}-vertex DualFace head, but '{obj.name}' has "
-                f"{len(mesh.vertices)} vertices: use Add DualFace Head, give the mesh ARKit shape keys "
-                "(jawOpen, ...) for ARKit output, or retarget it first"
-            )
-    return Target(obj, mode, matched)
 
 
 def check_audio(path: str | Path) -> AudioInfo:

@@ -1,10 +1,13 @@
 """Match the 52 ARKit names to the shape keys a character already has.
 
 Rigs name the same shape many ways (``jawOpen``, ``Jaw_Open``, ``blendShape1.jawOpen``,
-``A25_Jaw_Open``, CC4's ``Jaw_Open``, ``eyeBlink_L``). We reduce every name to a canonical
-(body, side) pair so that spelling, case, separators and export prefixes stop mattering, then add
-the few vendor aliases whose wording differs (CC4 ``Brow_Drop_L`` is ARKit ``browDownLeft``).
-Matching never raises: what is not found is reported so the user can fill it in by hand.
+``A25_Jaw_Open``, CC4's ``Jaw_Open``, ``eyeBlink_L``, ``EYEBLINKLEFT``). We reduce every name to a
+canonical (body, side) pair so that spelling, case, separators and export prefixes stop mattering,
+then add the few vendor aliases whose wording differs (CC4 ``Brow_Drop_L`` is ARKit
+``browDownLeft``). Names with no word breaks at all (``eyeblinkleft``, ``JAWOPEN``) cannot be split
+into body and side, so they are compared as one squashed word. This module is the only place that
+matches names: the Blender add-on calls it too. Matching never raises: what is not found is
+reported so the user can fill it in by hand.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ _VENDOR_ALIASES: dict[str, tuple[str, ...]] = {
 # "A25_", "AK_25_", "B03-" style numbering that some exporters put in front of every key.
 _NUMBER_PREFIX = re.compile(r"^(?:[a-z]{1,3}_?\d{1,3}|\d{1,3})(?=[_\-\s.])", re.IGNORECASE)
 _CAMEL_SPLIT = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+# Glued-on namespaces that word splitting cannot see ("ARKit_eyeBlinkLeft" splits into "ar kit ...",
+# "bsjawopen" is one word); only stripped when what remains is a known name.
+_SQUASHED_PREFIXES = ("arkit", "blendshapes", "blendshape", "shapes", "shape", "bs", "key")
 
 
 def _tokens(name: str) -> list[str]:
@@ -94,6 +100,12 @@ class ShapeKeyMapping:
         return not self.missing and not self.ambiguous
 
 
+def squashed_key(name: str) -> str:
+    """A name as one lower-case word (prefixes removed): ``'EYE_BLINK_L'`` -> ``'eyeblinkleft'``."""
+    body, side = canonical_key(name)
+    return body + side
+
+
 def _build_index() -> dict[tuple[str, str], str]:
     index: dict[tuple[str, str], str] = {}
     for arkit in ARKIT_NAMES:
@@ -105,22 +117,36 @@ def _build_index() -> dict[tuple[str, str], str]:
 
 
 _INDEX = _build_index()
+# "eyeblinkleft" -> "eyeBlinkLeft": for names whose words (and so whose side) cannot be told apart.
+_SQUASHED_INDEX = {body + side: arkit for (body, side), arkit in _INDEX.items()}
 
 
 def arkit_name_for(key_name: str) -> str | None:
     """The ARKit name a shape key stands for, or None when it is not an ARKit shape."""
-    return _INDEX.get(canonical_key(key_name))
+    found = _INDEX.get(canonical_key(key_name))
+    if found is not None:
+        return found
+    squashed = squashed_key(key_name)
+    found = _SQUASHED_INDEX.get(squashed)
+    if found is not None:
+        return found
+    for prefix in _SQUASHED_PREFIXES:
+        if squashed.startswith(prefix) and squashed[len(prefix) :] in _SQUASHED_INDEX:
+            return _SQUASHED_INDEX[squashed[len(prefix) :]]
+    return None
 
 
 def _rank(arkit: str, key: str) -> int:
-    """Lower is better: exact spelling beats a case change beats a normalised or vendor match."""
+    """Lower is better: exact spelling beats a case change beats a normalised, squashed or vendor match."""
     if key == arkit:
         return 0
     if key.lower() == arkit.lower():
         return 1
     if canonical_key(key) == canonical_key(arkit):
         return 2
-    return 3
+    if squashed_key(key) == squashed_key(arkit):
+        return 3
+    return 4
 
 
 def map_shape_keys(names: Iterable[str], overrides: abc.Mapping[str, str] | None = None) -> ShapeKeyMapping:

@@ -1,20 +1,28 @@
 """Evaluate a trained model on held-out clips: vertex errors, lip readability, bilabial closures.
 
     python -m engine.eval --weights runs/NAME --data DIR [--split test_voices,test_sentences]
-                          [--json OUT] [--max-clips N]
+                          [--json OUT] [--max-clips N] [--masks FILE]
 
 Motion is generated fully autoregressively (as at inference), never teacher-forced. Units: LVE, EVE
 and FDD in mm^2 (the squared-error protocol of CodeTalker with metres converted to millimetres); PER
 (phone error rate of the lip reader on ground-truth and on generated motion, and of the audio
 encoder's own CTC head) as a fraction; closure rate as the share of p/b/m phones whose inner lips meet (< 2 mm).
+
+What cannot be measured is skipped and said so (`report["skipped"]`, printed under the table): the
+vertex metrics need region masks, which exist for the 468-vertex template only unless `--masks`
+names a file for the dataset's mesh; PER and closures need timed phones, which real captures
+(VOCASET, BIWI) do not have.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import shlex
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +43,9 @@ from engine.metrics import (
 from engine.training.batches import MelCache, emotion_cond, phone_labels, style_vector
 
 MM2 = 1e6  # m^2 -> mm^2
+MASK_KEYS = ("lips", "upper_face", "eyes_forehead")  # LVE, FDD, EVE regions
+INNER_LIP_KEY = "inner_lip_pairs"  # optional [K, 2] (upper, lower) vertex pairs for closure rates
+MASK_METRICS = {"lips": "LVE", "upper_face": "FDD", "eyes_forehead": "EVE"}
 DEFAULT_SPLITS = ("test_voices", "test_sentences")
 WEIGHT_NAMES = ("best.safetensors", "checkpoint.safetensors")
 # Columns of the printed table, in order: (key, header, format)
@@ -126,7 +137,7 @@ def evaluate_clip(
     n = len(gt_offsets)
     cond = torch.from_numpy(emotion_cond(clip, n, use_emotion=True))[None].to(device)
     style = torch.from_numpy(style_vector(clip))[None].to(device)
-    mel_t = torch.from_numpy(mel)[None].to(device)
+    mel_t = torch.from_numpy(np.array(mel, dtype=np.float32))[None].to(device)  # cache is read-only
     pred_offsets = model.generate(mel_t, float(clip.fps), cond, style)[0][0]  # [T, V, 3]
     t = min(n, int(pred_offsets.shape[0]))
     if t == 0:
@@ -134,9 +145,12 @@ def evaluate_clip(
     pred = pred_offsets[:t].float().cpu().numpy() + clip.template[None]
     gt = np.asarray(clip.vertices[:t], np.float32)
     result: dict = {"clip_id": clip.clip_id, "language": clip.language, "frames": t}
-    if regions is not None:
+    regions = regions or {}
+    if "lips" in regions:
         result["lve_mm2"] = lve(pred, gt, regions["lips"]) * MM2
+    if "eyes_forehead" in regions:
         result["eve_mm2"] = eve(pred, gt, regions["eyes_forehead"]) * MM2
+    if "upper_face" in regions:
         result["fdd_mm2"] = fdd(pred, gt, regions["upper_face"], clip.template) * MM2
     reference = phone_labels(clip.phones) if clip.phones else []
     if reference and clip.phones:
@@ -148,18 +162,114 @@ def evaluate_clip(
         result["edits_pred"] = edit_distance(hyp_pred, reference)
         heard = model.audio_phoneme_logprobs(model.encode_audio(mel_t, fps, n))
         result["edits_audio"] = edit_distance(greedy_ctc_decode(heard[0].float().cpu().numpy()), reference)
-        if regions is not None:
-            closed_gt, total = bilabial_closures(gt, clip.phones, fps, None, closure_threshold)
-            closed_pred, _ = bilabial_closures(pred, clip.phones, fps, None, closure_threshold)
+        pairs = regions.get(INNER_LIP_KEY)
+        if pairs is not None:
+            gap = _pair_gap(pairs) if len(gt[0]) != _template_size() else None
+            closed_gt, total = bilabial_closures(gt, clip.phones, fps, None, closure_threshold, gap)
+            closed_pred, _ = bilabial_closures(pred, clip.phones, fps, None, closure_threshold, gap)
             result.update(closed_gt=closed_gt, closed_pred=closed_pred, bilabials=total)
     return result
 
 
-def _regions_for(n_vertices: int) -> dict[str, np.ndarray] | None:
-    """Region masks exist for the template topology; other meshes get the phone metrics only."""
+def _template_size() -> int:
+    from engine.face.template import N_VERTICES
+
+    return N_VERTICES
+
+
+def _pair_gap(pairs: np.ndarray):
+    """Inner-lip gap of another mesh: mean distance of its (upper, lower) vertex pairs, per frame."""
+
+    def gap(vertices: np.ndarray, _template) -> np.ndarray:
+        return np.linalg.norm(vertices[:, pairs[:, 0]] - vertices[:, pairs[:, 1]], axis=-1).mean(-1)
+
+    return gap
+
+
+def _regions_for(n_vertices: int, masks: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Region masks: the `--masks` file's for its mesh, else the template's (468 vertices), else none."""
+    if masks is not None:
+        return masks
     from engine.face.template import N_VERTICES, load_template
 
-    return load_template().regions if n_vertices == N_VERTICES else None
+    if n_vertices != N_VERTICES:
+        return {}
+    template = load_template()
+    regions = {key: template.regions[key] for key in MASK_KEYS}
+    regions[INNER_LIP_KEY] = np.asarray(template.inner_lip_pairs)
+    return regions
+
+
+def load_masks(path: str | Path, n_vertices: int) -> dict[str, np.ndarray]:
+    """Region masks for a mesh other than the template, from JSON or NPZ.
+
+    JSON: {"lips": [i, ...], "upper_face": [...], "eyes_forehead": [...], "inner_lip_pairs":
+    [[upper, lower], ...]}; NPZ: arrays of those names. Any subset is fine: missing regions skip
+    their metric. Indices are 0-based vertex numbers of the dataset's mesh."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--masks {path} does not exist")
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix.lower() in (".npz", ".npy"):
+            with np.load(path, allow_pickle=False) as data:
+                if not hasattr(data, "files"):
+                    raise ValueError(
+                        "a .npy holds one array; save the masks with np.savez(FILE.npz, lips=...)"
+                    )
+                raw = {k: data[k] for k in data.files}
+        else:
+            raise ValueError("use a .json or .npz file")
+    except (OSError, json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"--masks {path}: cannot read it ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--masks {path} must map region names to index lists, got {type(raw).__name__}")
+    known = (*MASK_KEYS, INNER_LIP_KEY)
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"--masks {path}: unknown region(s) {unknown}; use {', '.join(known)}")
+    masks: dict[str, np.ndarray] = {}
+    for key, value in raw.items():
+        try:
+            idx = np.asarray(value)
+            if idx.size and not np.issubdtype(idx.dtype, np.integer):
+                raise TypeError
+            idx = idx.astype(np.int64)
+        except (TypeError, ValueError):
+            raise ValueError(f"--masks {path}: {key!r} must be a list of integer vertex indices") from None
+        shape_ok = idx.ndim == 2 and idx.shape[1] == 2 if key == INNER_LIP_KEY else idx.ndim == 1
+        if not shape_ok or idx.size == 0:
+            want = "[[upper, lower], ...] pairs" if key == INNER_LIP_KEY else "a non-empty list of indices"
+            raise ValueError(f"--masks {path}: {key!r} must be {want}, got shape {idx.shape}")
+        if idx.min() < 0 or idx.max() >= n_vertices:
+            raise ValueError(
+                f"--masks {path}: {key!r} has indices outside 0..{n_vertices - 1}; the file must be for "
+                f"the dataset's {n_vertices}-vertex mesh"
+            )
+        masks[key] = idx
+    return masks
+
+
+def skipped_metrics(n_vertices: int, regions: dict, clips: Sequence[Clip]) -> list[str]:
+    """What this evaluation cannot measure, and why (printed under the table, kept in the JSON)."""
+    notes = []
+    for key, metric in MASK_METRICS.items():
+        if key not in regions:
+            notes.append(
+                f"{metric} skipped: no {key!r} mask for the {n_vertices}-vertex mesh "
+                f"(pass --masks FILE with a {key!r} index list)"
+            )
+    with_phones = sum(1 for c in clips if c.phones)
+    if with_phones == 0:
+        notes.append("PER skipped: the clips have no timed phone labels (real captures have none)")
+    elif with_phones < len(clips):
+        notes.append(f"PER over the {with_phones} of {len(clips)} clips that have phone labels")
+    if with_phones and INNER_LIP_KEY not in regions:
+        notes.append(
+            f"closure rates skipped: no {INNER_LIP_KEY!r} for the {n_vertices}-vertex mesh (pass --masks FILE)"
+        )
+    return notes
 
 
 def evaluate(
@@ -171,8 +281,10 @@ def evaluate(
     progress: bool = False,
     closure_threshold: float = DEFAULT_CLOSURE_THRESHOLD_M,
     lip_reader=None,
+    masks: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """Metrics over `clips`, pooled and per language: {"all": {...}, "by_language": {...}, "clips": [...]}."""
+    """Metrics over `clips`, pooled and per language: {"all": {...}, "by_language": {...}, "clips": [...],
+    "skipped": [why a metric is missing, ...]}; `masks` (see `load_masks`) for non-template meshes."""
     if not clips:
         raise ValueError("no clips to evaluate; check --split and --data")
     device = torch.device(device)
@@ -193,7 +305,7 @@ def evaluate(
                 model,
                 clip,
                 cache.mel(clip),
-                _regions_for(clip.template.shape[0]),
+                _regions_for(clip.template.shape[0], masks),
                 device,
                 closure_threshold,
                 lip_reader,
@@ -207,6 +319,13 @@ def evaluate(
         "all": pooled.summary(),
         "by_language": {lang: acc.summary() for lang, acc in sorted(by_language.items())},
         "clips": rows,
+        "skipped": sorted(
+            {
+                note
+                for n in sorted({c.template.shape[0] for c in clips})
+                for note in skipped_metrics(n, _regions_for(n, masks), clips)
+            }
+        ),
     }
 
 
@@ -230,14 +349,32 @@ def format_table(report: dict) -> str:
         "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
         for row in [header, *lines]
     ]
-    return "\n".join([render[0], "-" * len(render[0]), *render[1:]])
+    notes = sorted({note for result in report["splits"].values() for note in result.get("skipped", [])})
+    return "\n".join([render[0], "-" * len(render[0]), *render[1:], *(f"note: {n}" for n in notes)])
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def run(
-    weights, data, splits=DEFAULT_SPLITS, max_clips=None, device="auto", progress=True, lip_reader=None
+    weights,
+    data,
+    splits=DEFAULT_SPLITS,
+    max_clips=None,
+    device="auto",
+    progress=True,
+    lip_reader=None,
+    masks=None,
+    command: Sequence[str] | None = None,
 ) -> dict:
     """Load, evaluate every split, return the report; `lip_reader` is another model's weights to
-    read the lips with, so models whose own lip reader is weak or absent (the baseline) compare fairly."""
+    read the lips with, so models whose own lip reader is weak or absent (the baseline) compare fairly.
+    `masks` is a --masks file; `command` (argv) is recorded so a report can be reproduced and cited."""
     from engine.data.readers import open_dataset
     from engine.training.distributed import resolve_device
     from engine.weights import load_checkpoint
@@ -257,6 +394,7 @@ def run(
         if not clips:
             raise ValueError(f"split {split!r} of {data} is empty; choose another --split")
         chosen[split] = clips[:max_clips] if max_clips else clips
+    region_masks = load_masks(masks, dataset.n_vertices) if masks is not None else None
     model = load_checkpoint(path).to(dev)
     reader = None
     if lip_reader is not None:
@@ -266,10 +404,19 @@ def run(
                 f"--lip-reader reads {reader.cfg.n_vertices}-vertex meshes, the model makes {model.cfg.n_vertices}"
             )
     cache = MelCache(data / "cache" / "log_mel")
+    reader_path = resolve_weights(lip_reader) if lip_reader is not None else path
     report: dict = {
+        "command": shlex.join(command) if command is not None else None,
+        "argv": list(command) if command is not None else None,
         "weights": str(path),
-        "lip_reader": str(resolve_weights(lip_reader)) if lip_reader is not None else str(path),
+        "weights_sha256": file_sha256(path),
+        "lip_reader": str(reader_path),
+        "lip_reader_sha256": file_sha256(reader_path),
         "data": str(data),
+        "dataset_kind": dataset.kind,
+        "n_vertices": dataset.n_vertices,
+        "masks": str(masks) if masks is not None else None,
+        "torch_threads": torch.get_num_threads(),
         "units": {
             "lve_mm2": "mm^2",
             "eve_mm2": "mm^2",
@@ -280,9 +427,11 @@ def run(
         "splits": {},
     }
     for split, clips in chosen.items():
+        started = time.perf_counter()
         report["splits"][split] = evaluate(
-            model, clips, device=dev, cache=cache, progress=progress, lip_reader=reader
+            model, clips, device=dev, cache=cache, progress=progress, lip_reader=reader, masks=region_masks
         )
+        report["splits"][split]["seconds"] = round(time.perf_counter() - started, 2)
     return report
 
 
@@ -295,6 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-clips", type=int, help="evaluate at most N clips per split")
     parser.add_argument(
         "--lip-reader", help="read lips (PER) with these weights instead (compare runs on one reader)"
+    )
+    parser.add_argument(
+        "--masks",
+        type=Path,
+        help="JSON/NPZ region masks (lips, upper_face, eyes_forehead, inner_lip_pairs) for a mesh other "
+        "than the 468-vertex template; without them LVE/FDD/EVE are skipped on such meshes",
     )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, help="torch CPU threads")
@@ -320,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             args.device,
             not args.no_progress,
             args.lip_reader,
+            args.masks,
+            ["python", "-m", "engine.eval", *(sys.argv[1:] if argv is None else argv)],
         )
     except (FileNotFoundError, ValueError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)

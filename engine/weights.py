@@ -24,6 +24,8 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "dualface
 WEIGHTS_ENV = "DUALFACE_WEIGHTS"  # overrides the default path
 FORMAT = "dualface-checkpoint-1"
 PATCH_LABELS_KEY = "motion_encoder.patch_labels"
+LOW_RANK_KEY = "vertex_layer_budget"  # configs older than this key had only dense vertex layers
+DENSE_ONLY_BUDGET = 2**62
 
 _HOW_TO_GET = (
     "train one with `python -m engine.train --data DIR --config FILE` (see README, Training), or copy a "
@@ -148,8 +150,11 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     metadata = _read_metadata(path)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a DualFace checkpoint (format {metadata.get('format')!r})")
+    config = _parse_json(metadata, "config", path)
+    if isinstance(config, dict) and LOW_RANK_KEY not in config:
+        config[LOW_RANK_KEY] = DENSE_ONLY_BUDGET  # written before factorised layers: all dense
     try:
-        cfg = ModelConfig.from_dict(_parse_json(metadata, "config", path))
+        cfg = ModelConfig.from_dict(config)
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{path} holds a config this version cannot build: {err}") from None
 

@@ -295,3 +295,22 @@ def test_bench_runs_end_to_end(tmp_path, capsys):
     assert first["frames"] == 30 and second["frames"] == 60
     assert first["full_prefix_wall_s"] > 0 and "full_prefix_wall_s" not in second
     assert report["stream"]["frames"] == 60 and report["stream"]["latency_median_ms"] > 0
+
+
+def test_half_precision_is_kept_only_when_it_matches_float32(tmp_path, monkeypatch):
+    # The CUDA start-up check, exercised on CPU (torch runs float16 there too, slowly).
+    weights = make_checkpoint(tmp_path / "tiny.safetensors")
+    engine = Engine(weights=weights, device="cpu")
+    reference = engine.animate(speechlike(1.0), sample_rate=SR, captions=False).offsets
+    engine._try_half_precision(force=False)
+    assert engine.dtype == torch.float16 and 0 < engine.half_precision_error < 0.02
+    half = engine.animate(speechlike(1.0), sample_rate=SR, captions=False)
+    assert half.offsets.dtype == np.float32 and half.meta["precision"] == "float16"
+    assert np.abs(half.offsets - reference).max() < 0.02 * np.abs(reference).max()
+    strict = Engine(weights=weights, device="cpu")
+    monkeypatch.setattr("engine.api.HALF_PRECISION_TOLERANCE", 0.0)
+    strict._try_half_precision(force=False)
+    assert strict.dtype == torch.float32
+    assert next(strict.model.parameters()).dtype == torch.float32
+    with pytest.raises(ValueError, match="CUDA"):
+        Engine(weights=weights, device="cpu", precision="float16")

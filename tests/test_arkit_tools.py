@@ -85,6 +85,48 @@ def test_vendor_aliases(vendor, arkit):
     assert arkit_name_for(vendor) == arkit
 
 
+@pytest.mark.parametrize(
+    ("name", "arkit"),
+    [
+        ("eyeblinkleft", "eyeBlinkLeft"),
+        ("EYEBLINKLEFT", "eyeBlinkLeft"),
+        ("eyeBlinkleft", "eyeBlinkLeft"),
+        ("EYEBLINKRIGHT", "eyeBlinkRight"),
+        ("JAWOPEN", "jawOpen"),
+        ("jawopen", "jawOpen"),
+        ("mouthsmile_l", "mouthSmileLeft"),
+        ("MOUTHSMILE_R", "mouthSmileRight"),
+        ("mouthleft", "mouthLeft"),
+        ("tongueout", "tongueOut"),
+        ("ARKit_eyeBlinkLeft", "eyeBlinkLeft"),
+        ("bsjawopen", "jawOpen"),
+        ("blendShape1.EYELOOKUPRIGHT", "eyeLookUpRight"),
+    ],
+)
+def test_names_without_word_breaks(name, arkit):
+    assert arkit_name_for(name) == arkit
+
+
+def test_squashed_names_keep_their_side_and_never_invent_one():
+    assert arkit_name_for("mouthsmileright") == "mouthSmileRight"
+    assert arkit_name_for("eyeblinkright") != arkit_name_for("eyeblinkleft")
+    for name in ("mouthsmile", "eyeblink", "jawopenwide", "bsbasis", "keyjaw", "arkit"):
+        assert arkit_name_for(name) is None, name
+
+
+def test_a_squashed_rig_maps_completely_and_exact_spelling_still_wins():
+    mapping = map_shape_keys([name.upper() for name in ARKIT_NAMES])
+    assert mapping.complete and mapping.matched["eyeBlinkLeft"] == "EYEBLINKLEFT"
+    mapping = map_shape_keys(["eyeblinkleft", "EyeBlink_L", "eyeBlinkLeft"])
+    assert mapping.matched["eyeBlinkLeft"] == "eyeBlinkLeft"
+    # Apple's name in another case beats a spelling with other word breaks ...
+    mapping = map_shape_keys(["eye_blink_left", "eyeblinkleft"])
+    assert mapping.matched["eyeBlinkLeft"] == "eyeblinkleft" and not mapping.ambiguous
+    # ... which beats a name whose side is only found by squashing: never a tie.
+    mapping = map_shape_keys(["Eye_Blinkleft", "eye_blink_left"])
+    assert mapping.matched["eyeBlinkLeft"] == "eye_blink_left" and not mapping.ambiguous
+
+
 def test_left_and_right_never_swap_and_non_arkit_names_are_ignored():
     assert canonical_key("mouthSmile_R") == ("mouthsmile", "right")
     assert arkit_name_for("mouthSmile_R") == "mouthSmileRight"

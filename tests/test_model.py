@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from engine.model.audio_encoder import resample_to_frames
 from engine.model.batch import collate, constant_condition, to_device
 from engine.model.losses import ctc, info_nce, vertex_weights
 from engine.model.mesh_attention import farthest_point_patches
+from engine.model.vertex_layers import LowRankLinear
 from engine.phonemes import VOCAB
 
 torch.set_num_threads(1)
@@ -126,6 +128,61 @@ def test_larger_topologies_build():
     model = DualFace(ModelConfig(n_vertices=5023))
     assert model.decoder.offset_head.out_features == 5023 * 3
     assert model.motion_encoder.patch_labels.shape == (5023,)
+
+
+def _layout_fingerprint(model: DualFace) -> str:
+    text = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in sorted(model.state_dict().items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_default_model_layout_is_unchanged_by_the_factorised_head():
+    """Checkpoints of the default model (and its linear-encoder ablation) written before factorised
+    vertex layers existed must still load: same tensor names and shapes, same parameter count.
+    The fingerprints were taken from the code at commit c9c4cf3."""
+    default = DualFace(ModelConfig())
+    assert isinstance(default.decoder.offset_head, torch.nn.Linear)
+    assert default.n_parameters() == 3_207_658
+    assert _layout_fingerprint(default) == "1a5d15203fd2c3ad"
+    linear = DualFace(ModelConfig(mesh_attention=False))
+    assert _layout_fingerprint(linear) == "a064037a9222aa3c"
+    vocaset = DualFace(ModelConfig(n_vertices=5023))  # under the budget: stays dense
+    assert _layout_fingerprint(vocaset) == "d07849ebdf3892be"
+
+
+@pytest.mark.parametrize("n_vertices", [5023, 23370])
+@pytest.mark.parametrize("mesh_attention", [True, False])
+def test_real_dataset_meshes_fit_the_parameter_budget(n_vertices, mesh_attention):
+    model = DualFace(ModelConfig(n_vertices=n_vertices, mesh_attention=mesh_attention))
+    assert model.n_parameters() <= 10_000_000
+    head = model.decoder.offset_head
+    dense = model.cfg.d_model * n_vertices * 3
+    assert isinstance(head, LowRankLinear) == (dense > model.cfg.vertex_layer_budget)
+    assert sum(p.numel() for p in head.parameters()) <= model.cfg.vertex_layer_budget + n_vertices * 3
+
+
+def test_factorised_head_starts_at_the_rest_face_and_learns():
+    cfg = tiny_config(vertex_layer_budget=N_VERTICES * 3 * 8)  # 32 x 90 dense weights > budget
+    model = DualFace(cfg)
+    assert isinstance(model.decoder.offset_head, LowRankLinear)
+    assert isinstance(
+        DualFace(tiny_config(mesh_attention=False, vertex_layer_budget=720)).motion_encoder.proj,
+        LowRankLinear,
+    )
+    rank = model.decoder.offset_head.down.out_features
+    assert 1 <= rank < cfg.d_model
+    batch = collate(make_examples())
+    out = model(batch)
+    assert torch.count_nonzero(out["pred_offsets"]) == 0
+    dual_losses(out, batch, cfg)["total"].backward()
+    assert model.decoder.offset_head.up.weight.grad.abs().sum() > 0  # the zero basis still learns
+    assert (
+        DualFace(
+            tiny_config(vertex_layer_budget=720, vertex_layer_rank=3)
+        ).decoder.offset_head.down.out_features
+        == 3
+    )
+    with pytest.raises(ValueError, match="vertex_layer_budget"):
+        ModelConfig(n_vertices=23370, vertex_layer_budget=1000)
 
 
 # --------------------------------------------------------------------------- incremental decoding

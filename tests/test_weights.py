@@ -89,6 +89,37 @@ def test_ablated_models_round_trip(tmp_path, switch):
     assert torch.equal(decode(model), decode(loaded))
 
 
+def test_factorised_vertex_layers_round_trip(tmp_path):
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**small_model().cfg.to_dict(), "vertex_layer_budget": 1000, "mesh_attention": False})
+    model = DualFace(cfg).eval()
+    with torch.no_grad():
+        model.decoder.offset_head.up.weight.normal_(0.0, 0.1)
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "low_rank.safetensors"))
+    assert "decoder.offset_head.up.weight" in loaded.state_dict()
+    assert torch.equal(decode(model), decode(loaded))
+
+
+def test_checkpoint_from_before_factorised_layers_loads_dense(tmp_path):
+    """A config written without `vertex_layer_budget` came from code whose vertex layers were all
+    dense; loading it must rebuild dense layers even where today's default budget would factorise."""
+    model = small_model()
+    path = tmp_path / "old.safetensors"
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    config = model.cfg.to_dict()
+    del config["vertex_layer_budget"], config["vertex_layer_rank"]
+    save_checkpoint(model, path)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata())
+    metadata["config"] = json.dumps(config)
+    save_file(tensors, str(path), metadata=metadata)
+    sidecar_path(path).unlink()
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded.decoder.offset_head, torch.nn.Linear)
+    assert loaded.cfg.vertex_layer_budget > 10**12
+    assert torch.equal(decode(model), decode(loaded))
+
+
 def test_saving_something_else_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="needs a DualFace"):
         save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "a.safetensors")

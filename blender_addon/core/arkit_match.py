@@ -1,16 +1,16 @@
 """Which of a mesh's shape keys are ARKit blendshapes, and which output mode a mesh gets.
 
-The engine's matcher (engine.arkit_names: vendor aliases, '_L'/'_R' sides, export prefixes, the
-user's override table) decides first; names it cannot split into words ('eyeblinkleft',
-'JAWOPEN') are then compared case-insensitively with separators and a few prefixes dropped.
+Name matching itself lives in one place, engine.arkit_names (vendor aliases, '_L'/'_R' sides,
+export prefixes, names without word breaks, the user's override table); this module only turns its
+answer into the channel table a take writes and decides the output mode.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-from engine.arkit import ARKIT_INDEX, ARKIT_NAMES
+from engine.arkit import ARKIT_INDEX
+from engine.arkit_names import map_shape_keys
 
 ARKIT = "ARKIT"
 VERTEX = "VERTEX"
@@ -19,19 +19,7 @@ AUTO = "AUTO"
 # Auto mode uses ARKit keys only when the rig can actually speak with them: the jaw key plus a
 # quarter of the 52 shapes. Fewer than that and vertex mode animates the face more faithfully.
 MIN_ARKIT_KEYS = 13
-_REQUIRED_FOR_SPEECH = "jawopen"
-_PREFIXES = ("arkit", "blendshape", "bs", "shapes", "key")
-
-
-def canonical(name: str) -> str:
-    key = re.sub(r"[^0-9a-z]", "", name.lower())
-    for prefix in _PREFIXES:
-        if key.startswith(prefix) and key[len(prefix) :] in _CANONICAL_ARKIT:
-            return key[len(prefix) :]
-    return key
-
-
-_CANONICAL_ARKIT: dict[str, int] = {re.sub(r"[^0-9a-z]", "", n.lower()): i for i, n in enumerate(ARKIT_NAMES)}
+_REQUIRED_FOR_SPEECH = ARKIT_INDEX["jawOpen"]
 
 
 def match_arkit_keys(key_names: Iterable[str], overrides: dict[str, str] | None = None) -> dict[int, str]:
@@ -39,24 +27,12 @@ def match_arkit_keys(key_names: Iterable[str], overrides: dict[str, str] | None 
 
     `overrides` (ARKit name -> key name, '' for "no key") is the user's table and always wins;
     shapes the engine's matcher finds ambiguous are left for the user to choose."""
-    from engine.arkit_names import map_shape_keys
-
-    names = [n for n in key_names if isinstance(n, str) and n]
-    mapping = map_shape_keys(names, overrides)
-    matched = {ARKIT_INDEX[arkit]: key for arkit, key in mapping.matched.items()}
-    used = set(matched.values())
-    undecidable = set(mapping.ambiguous) | {a for a, key in (overrides or {}).items() if not key}
-    for name in names:  # the case-insensitive fallback
-        index = _CANONICAL_ARKIT.get(canonical(name))
-        if index is None or index in matched or name in used or ARKIT_NAMES[index] in undecidable:
-            continue
-        matched[index] = name
-        used.add(name)
-    return matched
+    mapping = map_shape_keys(key_names, overrides)
+    return {ARKIT_INDEX[arkit]: key for arkit, key in mapping.matched.items()}
 
 
 def speaks_arkit(matched: dict[int, str]) -> bool:
-    has_jaw = any(canonical(ARKIT_NAMES[i]) == _REQUIRED_FOR_SPEECH for i in matched)
+    has_jaw = _REQUIRED_FOR_SPEECH in matched
     return has_jaw and len(matched) >= MIN_ARKIT_KEYS
 
 

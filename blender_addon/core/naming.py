@@ -25,6 +25,12 @@ def take_name(clip: str, existing: Iterable[str]) -> str:
     return f"{TAKE_PREFIX}{clip}_{max(numbers, default=0) + 1:03d}"
 
 
+def part_action_name(take: str, mesh_name: str) -> str:
+    """The action a separate part (teeth, tongue) gets in a take: 'DF_<clip>_NNN_<mesh>'."""
+    label = re.sub(r"[^0-9A-Za-z]+", "_", mesh_name).strip("_") or "part"
+    return f"{take}_{label}"[:MAX_ID_NAME]
+
+
 def basis_key_name(take: str, component: int) -> str:
     """Shape-key name of one vertex-mode basis component of a take."""
     suffix = f"_{component:02d}"

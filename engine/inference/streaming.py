@@ -17,6 +17,7 @@ kept.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 import warnings
@@ -84,7 +85,7 @@ class Stream:
         self._next = 0  # next global frame to decode
         self._base = 0  # global frame index of state position 0
         self._finished = False
-        self.latencies: list[float] = []  # seconds, per emitted frame
+        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)  # s, recent frames
 
         # The decoder state is a fixed window of `capacity` frames, rebased by `shift` when full.
         windows = [c.window for c in self._caches_of(None)]

@@ -52,6 +52,11 @@ class ModelConfig:
     dropout: float = 0.1
     consistency_dim: int = 64
     sampling_passes: int = 2  # decoder passes used by scheduled sampling when tf_prob < 1
+    # A dense layer to/from all V*3 coordinates with more weights than this is factorised
+    # (engine.model.vertex_layers): keeps BIWI (23 370 vertices) under 10 M parameters while the
+    # template (468) and VOCASET (5023) keep their dense layers. Rank 0 = the largest rank that fits.
+    vertex_layer_budget: int = 3_500_000
+    vertex_layer_rank: int = 0
 
     # --- ablation switches ---------------------------------------------------------------
     dual_task: bool = True  # lip-reading CTC on ground-truth and predicted motion
@@ -100,15 +105,25 @@ class ModelConfig:
         positive = (
             "n_vertices n_phones n_emotions style_dim n_arkit n_mels audio_dim mesh_patches patch_dim "
             "vertex_embed_dim d_model decoder_layers decoder_window motion_window ff_mult mesh_ff_mult "
-            "consistency_dim sampling_passes"
+            "consistency_dim sampling_passes vertex_layer_budget"
         ).split()
         problems += [f"{n} must be >= 1, got {getattr(self, n)}" for n in positive if getattr(self, n) < 1]
-        non_negative = "audio_layers mesh_layers motion_layers audio_window align_radius".split()
+        non_negative = (
+            "audio_layers mesh_layers motion_layers audio_window align_radius vertex_layer_rank".split()
+        )
         problems += [
             f"{n} must be >= 0, got {getattr(self, n)}" for n in non_negative if getattr(self, n) < 0
         ]
         if self.mesh_patches > self.n_vertices:
             problems.append(f"mesh_patches={self.mesh_patches} exceeds n_vertices={self.n_vertices}")
+        if self.n_vertices >= 1 and self.d_model >= 1 and self.vertex_layer_budget >= 1:
+            from engine.model.vertex_layers import vertex_layer_rank
+
+            if vertex_layer_rank(self, self.d_model) == -1:
+                problems.append(
+                    f"vertex_layer_budget={self.vertex_layer_budget} is too small for even a rank-1 layer "
+                    f"over {self.n_vertices} vertices; raise it or set vertex_layer_rank"
+                )
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if self.motion_scale <= 0 or self.infonce_temperature <= 0:

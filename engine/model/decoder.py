@@ -30,6 +30,7 @@ from engine.model.attention import (
     ring_step_index,
 )
 from engine.model.config import ModelConfig
+from engine.model.vertex_layers import vertex_linear, zero_output_
 
 
 class AlignedCrossAttention(nn.Module):
@@ -129,11 +130,10 @@ class FaceDecoder(nn.Module):
         self.style_embed = nn.Linear(cfg.style_dim, d)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
         self.norm = nn.LayerNorm(d)
-        self.offset_head = nn.Linear(d, cfg.n_vertices * 3)
+        self.offset_head = vertex_linear(cfg, d, cfg.n_vertices * 3)  # low rank for large meshes
         self.arkit_head = nn.Linear(d, cfg.n_arkit)
         # Zero output weights: an untrained decoder predicts the rest face and near-zero ARKit weights.
-        nn.init.zeros_(self.offset_head.weight)
-        nn.init.zeros_(self.offset_head.bias)
+        zero_output_(self.offset_head)
         nn.init.zeros_(self.arkit_head.weight)
         nn.init.constant_(self.arkit_head.bias, -4.0)
 

@@ -32,6 +32,7 @@ from engine.model.attention import (
     ring_step_index,
 )
 from engine.model.config import ModelConfig
+from engine.model.vertex_layers import vertex_linear
 
 
 def farthest_point_patches(points: np.ndarray, n_patches: int, slack: float = 1.25) -> np.ndarray:
@@ -173,7 +174,7 @@ class LinearMotionEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.proj = nn.Linear(cfg.n_vertices * 3, cfg.d_model)
+        self.proj = vertex_linear(cfg, cfg.n_vertices * 3, cfg.d_model)  # low rank for large meshes
 
     def forward(self, offsets: Tensor) -> Tensor:
         return self.proj(offsets.flatten(-2))

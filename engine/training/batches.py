@@ -86,7 +86,8 @@ class MelCache:
                 pass  # a torn or foreign file: recompute it
         mel = compute_mel(Path(clip.audio_path))
         for stale in self.cache_dir.glob(f"{self._stem(clip)}-*.npy"):
-            stale.unlink(missing_ok=True)  # features of an older version of this wav
+            if ".partial" not in stale.name:  # another process's file in flight is not stale
+                stale.unlink(missing_ok=True)  # features of an older version of this wav
         tmp = file.with_name(f"{file.stem}.{os.getpid()}.partial.npy")
         np.save(tmp, mel)
         tmp.replace(file)  # atomic: parallel ranks may write the same clip

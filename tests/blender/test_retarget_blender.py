@@ -214,3 +214,113 @@ def test_landmarks_marked_with_vertex_groups_allow_any_orientation(scene, cache)
     matrix = np.array(obj.matrix_world)
     assert corr.similarity.scale == pytest.approx(2.0, rel=0.02)
     np.testing.assert_allclose(corr.similarity.rotation, matrix[:3, :3], atol=0.02)  # mesh data holds the 2x
+
+
+def _box(bpy, scene, name, centre, size):
+    """A closed box mesh (12 triangles) at a world position, identity transform."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata((corners * np.asarray(size) + centre).tolist(), [], faces)
+    obj = bpy.data.objects.new(name, mesh)
+    scene.collection.objects.link(obj)
+    return obj
+
+
+def _world_vertices(bpy, obj, frame):
+    from blender_helpers import evaluated_vertices
+
+    local = evaluated_vertices(bpy, obj, frame).astype(np.float64)
+    matrix = np.array(obj.matrix_world)
+    return local @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def _kabsch(source, target):
+    """Rotation and translation that best carry ``source`` points onto ``target``."""
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    u, _, vt = np.linalg.svd((target - mu_t).T @ (source - mu_s))
+    fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ fix @ vt
+    return rotation, mu_t - rotation @ mu_s
+
+
+def test_a_take_on_an_unfitted_foreign_head_fits_it_and_moves_its_teeth(
+    scene, cache, tmp_path, engine_weights, monkeypatch
+):
+    """End to end through the pipeline: vertex mode on a non-template head with no ARKit keys
+    fits it (cached), and the lower teeth found next to it ride the jaw in the same take."""
+    import bpy
+    from blender_helpers import fingerprint, ground_truth_animation, write_speechlike_wav
+
+    from blender_addon import engine_bridge, pipeline
+    from engine.face.template import load_template
+
+    scale = 2.0
+    head, world = _head_object(bpy, scale=scale, rotate_x_deg=90.0)
+    tpl = load_template()
+    chin = world[tpl.landmarks["chin"]]
+    teeth = _box(bpy, scene, "LowerTeeth", chin + scale * np.array([0.0, 0.03, 0.03]), scale * 0.01)
+    eye = _box(bpy, scene, "Eye_L", world[tpl.landmarks["eye_outer_left"]] + [0, 0.02, 0], 0.01)
+    far = _box(bpy, scene, "Teeth_Of_Another_Head", chin + [1.0, 0.0, 0.0], 0.01)
+    # The artist's own animated key on the teeth: must survive untouched, its action stashed.
+    teeth.shape_key_add(name="Basis", from_mix=False)
+    bite = teeth.shape_key_add(name="artist_bite", from_mix=False)
+    bite.value = 0.2
+    bite.keyframe_insert("value", frame=1)
+    artist_action = teeth.data.shape_keys.animation_data.action
+
+    animation = ground_truth_animation(fps=30.0, seconds=2.0)
+    monkeypatch.setattr(engine_bridge, "animate", lambda *args, **kwargs: animation)
+    audio = write_speechlike_wav(tmp_path / "hello.wav")
+
+    prepared = pipeline.prepare(scene, head, str(audio), mode="AUTO")
+    assert prepared.target.mode == "VERTEX" and prepared.fit is not None  # no fit yet: this take fits
+    bpy.ops.ed.undo_push(message="before take")
+    before = fingerprint(bpy)
+    result = pipeline.run(prepared)
+    assert list(cache.rglob("*.npz")) and "dualface_fit" in head.keys()
+
+    assert result.action == "DF_hello_001"
+    assert set(result.parts) == {"LowerTeeth", "Eye_L"}  # the far mesh belongs to someone else
+    assert result.parts["Eye_L"]["action"] is None  # eyes stay rigid: no keys, no action
+    assert eye.data.shape_keys is None and far.data.shape_keys is None
+    part_action = teeth.data.shape_keys.animation_data.action
+    assert part_action.name == result.parts["LowerTeeth"]["action"] == "DF_hello_001_LowerTeeth"
+    assert result.parts["LowerTeeth"]["previous_action"] == artist_action.name
+    stashed = teeth.data.shape_keys.animation_data.nla_tracks
+    assert [t.name for t in stashed] == [f"[DF stash] {artist_action.name}"] and stashed[0].mute
+    assert teeth.data.shape_keys.key_blocks["artist_bite"].value == pytest.approx(0.2)
+
+    # The head moves like the engine's face (its first vertices are the template's) ...
+    chin_motion = np.linalg.norm(animation.offsets[:, tpl.landmarks["chin"]], axis=1)
+    open_frame, closed_frame = int(np.argmax(chin_motion)), int(np.argmin(chin_motion))
+    rest = _world_vertices(bpy, head, 1 + closed_frame)
+    moved = _world_vertices(bpy, head, 1 + open_frame) - rest
+    expected = scale * (animation.offsets[open_frame] - animation.offsets[closed_frame])
+    assert np.abs(moved[:468] - expected).max() < 0.1 * np.abs(expected).max()
+    # ... and the teeth ride the jaw: the rigid motion of the head's own jaw vertices as Blender
+    # evaluates them, carried onto the teeth, predicts where the teeth went.
+    jaw = np.flatnonzero(tpl.jaw_weight >= 0.95)
+    jaw_closed, jaw_open = rest[jaw], rest[jaw] + moved[jaw]
+    rotation, translation = _kabsch(jaw_closed, jaw_open)
+    teeth_closed = _world_vertices(bpy, teeth, 1 + closed_frame)
+    teeth_open = _world_vertices(bpy, teeth, 1 + open_frame)
+    shift = np.linalg.norm(teeth_open - teeth_closed, axis=1).max()
+    assert shift > 0.005 * scale  # the mouth really opened
+    predicted = teeth_closed @ rotation.T + translation
+    assert np.abs(predicted - teeth_open).max() < 0.1 * shift
+
+    bpy.ops.ed.undo_push(message="DualFace take")
+    bpy.ops.ed.undo()
+    assert fingerprint(bpy) == before  # one undo step removes head and part keys and actions
+
+    # After the undo the next take fits again, from the disk cache: no landmark search, no ICP.
+    import engine.retarget.head as retarget_head
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the cached fit should have been used")
+
+    monkeypatch.setattr(retarget_head, "find_landmarks", no_search)
+    again = pipeline.prepare(bpy.context.scene, bpy.data.objects["Head"], str(audio), mode="AUTO")
+    pipeline.fit_head(again)
+    assert again.correspondence.n_vertices == len(world)
