@@ -12,6 +12,10 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.serve import WorkerClient  # imports no torch, but only the worker path needs it
 
 ADDON_DIR = Path(__file__).resolve().parent
 BUNDLED_WEIGHTS = ADDON_DIR / "weights" / "dualface.safetensors"
@@ -123,7 +127,7 @@ def choose_mode(settings: EngineSettings, raise_error: bool = True) -> str | Non
 
 _lock = threading.Lock()
 _engines: dict[tuple, object] = {}
-_workers: dict[tuple, object] = {}
+_workers: dict[tuple, WorkerClient] = {}
 
 
 def animate(job: EngineJob, settings: EngineSettings, progress=None, cancel: threading.Event | None = None):

@@ -121,6 +121,7 @@ def _install(commands: list[list[str]], user_folder) -> None:
             label = "torch" if step == 0 else "engine dependencies"
             state.message = f"installing {label} ({step + 1}/{steps})"
             _process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            assert _process.stdout is not None  # stdout=PIPE
             for line in _process.stdout:
                 line = line.strip()
                 if line:

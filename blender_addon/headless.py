@@ -24,6 +24,7 @@ from .validation import InputError, check_audio
 
 COMMAND = "dualface"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+OWN_SCENE = "dualface_empty_scene"  # custom property: the scene came from --empty-scene
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--weights", help="checkpoint .safetensors (default: the bundled weights)")
     animate.add_argument("--add-head", action="store_true", help="add the DualFace head and animate it")
     animate.add_argument(
+        "--empty-scene",
+        action="store_true",
+        help="start from an empty scene, not the opened file or the startup cube (needs --add-head)",
+    )
+    animate.add_argument(
         "--python", default="", help="external Python with torch (engine worker) if Blender has none"
     )
     animate.add_argument("--device", default="auto", help="engine device: auto, cpu, cuda")
@@ -78,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(error))
         return EXIT_USAGE
     base = engine_bridge.EngineSettings(python=options.python, device=options.device)
+    if options.empty_scene:
+        start_empty_scene()
     if len(requests) == 1 and not options.batch:
         return EXIT_OK if _run_one(requests[0], base) else EXIT_FAILED
     return _run_batch(requests, base)
@@ -102,11 +110,15 @@ def _requests(options) -> list[TakeRequest]:
         requests = []
         for i, job in enumerate(jobs, 1):
             request = TakeRequest.from_dict({**defaults, **job} if isinstance(job, dict) else job, f"job {i}")
+            if options.empty_scene and not request.add_head:
+                raise RequestError(f'job {i}: --empty-scene leaves nothing to animate; set "add_head": true')
             _resolve_paths(request, base)
             requests.append(request)
         return requests  # each job is validated when it runs, so one bad job fails alone
     if not options.audio:
         raise RequestError("--audio is required (the voice recording to animate)")
+    if options.empty_scene and not options.add_head:
+        raise RequestError("--empty-scene leaves nothing to animate: add --add-head (and drop --object)")
     request = TakeRequest(
         audio=options.audio,
         object_name=options.object_name,
@@ -124,6 +136,15 @@ def _requests(options) -> list[TakeRequest]:
         add_head=options.add_head,
     )
     return [request.validate()]
+
+
+def start_empty_scene() -> bpy.types.Scene:
+    """Replace the file in memory (never on disk) by an empty scene with the preview look, for
+    jobs that only want the DualFace head: no startup cube, camera or light in the way."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene[OWN_SCENE] = True
+    return scene
 
 
 def _resolve_paths(request: TakeRequest, base: Path) -> None:
@@ -161,6 +182,10 @@ def _run_one(request: TakeRequest, base: engine_bridge.EngineSettings) -> bool:
         f"DualFace: take {result.action}: frames {result.frame_start}-{result.frame_end} "
         f"({result.mode.lower()}, {result.channels} channels, {result.keys_written} keys) in {seconds:.1f} s"
     )
+    moving = [name for name, info in result.parts.items() if info.get("action")]
+    if moving:
+        line += f"; parts: {', '.join(moving)}"
+    line += "".join(f"; {note}" for note in result.notes)
     if rendered:
         line += f"; rendered {rendered}"
     if request.save:
@@ -174,6 +199,8 @@ def run_request(
 ) -> tuple[takes.TakeResult, str | None]:
     """Validate, generate and write one take in the current file; render and save if asked."""
     scene = bpy.context.scene
+    if scene is None:
+        raise InputError("the file has no scene to animate; open a .blend file with a scene")
     settings = engine_bridge.EngineSettings(
         mode=base.mode, python=base.python, weights=request.weights, device=base.device, threads=base.threads
     )
@@ -185,11 +212,11 @@ def run_request(
             engine_bridge.choose_mode(settings)
         except engine_bridge.EngineError as error:
             raise InputError(str(error)) from None
-        from .head import HEAD_NAME, add_head
+        from .head import HEAD_NAME, add_head, free_location
 
-        obj = add_head(scene, request.object_name or HEAD_NAME)
+        obj = add_head(scene, request.object_name or HEAD_NAME, location=free_location(scene))
     else:
-        obj = bpy.data.objects.get(request.object_name)
+        obj = bpy.data.objects.get(request.object_name or "")
         if obj is None:
             meshes = ", ".join(o.name for o in bpy.data.objects if o.type == "MESH") or "none"
             raise InputError(
@@ -211,8 +238,13 @@ def run_request(
     rendered = None
     if request.render:
         meta = takes.take_metadata(bpy.data.actions[result.action])
-        review_scene = review.build_review(scene, meta, captions=request.captions)
-        review.ensure_camera_and_light(scene, obj)
+        if meta is None:
+            raise InputError(f"the take '{result.action}' lost its DualFace metadata; generate it again")
+        if scene.get(OWN_SCENE):  # DualFace's own scene keeps the look: the saved file renders the same
+            review.apply_preview_look(scene, request.resolution, request.render_engine)
+        camera = review.review_camera(scene, obj, request.resolution)
+        title = f"DualFace \u00b7 {meta['clip']} \u00b7 {request.emotion} {round(100 * request.intensity)}%"
+        review_scene = review.build_review(scene, meta, captions=request.captions, camera=camera, title=title)
         review.render_review(review_scene, scene, request.render, request.resolution, request.render_engine)
         if not Path(request.render).is_file():
             raise InputError(f"Blender did not write {request.render}; check that the folder is writable")

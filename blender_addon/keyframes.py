@@ -8,10 +8,15 @@ thousand times faster than `keyframe_insert` per key.
 
 from __future__ import annotations
 
+from typing import cast
+
 import bpy
 import numpy as np
 
 GROUP_NAME = "DualFace"
+
+# The datablocks DualFace animates: shape keys (takes) and scenes (the keyframed emotion).
+Animated = bpy.types.Key | bpy.types.Scene
 
 
 def uses_layered_actions(action: bpy.types.Action) -> bool:
@@ -19,17 +24,19 @@ def uses_layered_actions(action: bpy.types.Action) -> bool:
     return hasattr(action, "slots")
 
 
-def new_action_for(owner: bpy.types.ID, name: str) -> bpy.types.Action:
+def new_action_for(owner: Animated, name: str) -> bpy.types.Action:
     """A fresh action that `owner` (a shape-key datablock) can be assigned; nothing is assigned yet."""
     action = bpy.data.actions.new(name)
     if not uses_layered_actions(action):
-        action.id_root = owner.id_type
+        action.id_root = owner.id_type  # type: ignore[attr-defined]  # 4.2/4.3 only; the stubs are 5.0
     return action
 
 
-def assign_action(owner: bpy.types.ID, action: bpy.types.Action) -> None:
+def assign_action(owner: Animated, action: bpy.types.Action) -> None:
     """Make `action` the active action of `owner`, with its own slot on layered-action Blenders."""
     anim = owner.animation_data or owner.animation_data_create()
+    if anim is None:
+        raise ValueError(f"'{owner.name}' cannot hold animation")
     anim.action = action
     if hasattr(action, "slots") and hasattr(anim, "action_slot"):
         slot = anim.action_slot
@@ -38,29 +45,34 @@ def assign_action(owner: bpy.types.ID, action: bpy.types.Action) -> None:
             anim.action_slot = slot
 
 
-def fcurve_collection(owner: bpy.types.ID, action: bpy.types.Action):
+def fcurve_collection(owner: Animated, action: bpy.types.Action):
     """(the F-curve collection that animates `owner` inside `action`, a group factory)."""
     anim = owner.animation_data
+    if anim is None or anim.action != action:
+        raise ValueError(f"assign the action '{action.name}' to '{owner.name}' before writing keys")
     if uses_layered_actions(action):
         from bpy_extras import anim_utils
 
         slot = anim.action_slot
+        if slot is None:
+            raise ValueError(f"the action '{action.name}' has no slot for '{owner.name}'")
         channelbag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
         group = channelbag.groups.get(GROUP_NAME) if hasattr(channelbag.groups, "get") else None
         group = group or channelbag.groups.new(GROUP_NAME)
         return channelbag.fcurves, group
-    group = action.groups.get(GROUP_NAME) or action.groups.new(GROUP_NAME)
-    return action.fcurves, group
+    # Blender 4.2/4.3 (legacy actions); the stubs describe 5.0, where these attributes are gone.
+    groups = action.groups  # type: ignore[attr-defined]
+    return action.fcurves, groups.get(GROUP_NAME) or groups.new(GROUP_NAME)  # type: ignore[attr-defined]
 
 
-def find_fcurve(owner: bpy.types.ID, data_path: str, index: int = 0):
+def find_fcurve(owner: Animated, data_path: str, index: int = 0):
     """The F-curve animating `owner.<data_path>[index]` in its active action, or None."""
     anim = owner.animation_data
     action = anim.action if anim else None
     if action is None:
         return None
     if not uses_layered_actions(action):
-        return action.fcurves.find(data_path, index=index)
+        return action.fcurves.find(data_path, index=index)  # type: ignore[attr-defined]  # 4.2/4.3
     slot = getattr(anim, "action_slot", None)
     if slot is None:
         return None
@@ -71,7 +83,7 @@ def find_fcurve(owner: bpy.types.ID, data_path: str, index: int = 0):
 
 
 def write_curves(
-    owner: bpy.types.ID,
+    owner: Animated,
     action: bpy.types.Action,
     frames: np.ndarray,
     channels: dict[str, np.ndarray],
@@ -86,7 +98,8 @@ def write_curves(
     n = int(frames.shape[0])
     coordinates = np.empty((n, 2), dtype=np.float32)
     coordinates[:, 0] = frames
-    linear = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+    interpolation_rna = cast(bpy.types.EnumProperty, bpy.types.Keyframe.bl_rna.properties["interpolation"])
+    linear = interpolation_rna.enum_items["LINEAR"].value
     interpolation = np.full(n, linear, dtype=np.int32)
     written = 0
     for data_path, values in channels.items():

@@ -77,9 +77,12 @@ def prepare_from_panel(context) -> pipeline.Prepared:
 
 
 def _report_result(operator, result: takes.TakeResult) -> None:
+    moving = [name for name, info in result.parts.items() if info.get("action")]
     operator.report(
-        {"INFO"},
-        f"DualFace: {result.action} ({result.mode.lower()}, frames {result.frame_start}-{result.frame_end})",
+        {"WARNING"} if result.notes else {"INFO"},
+        f"DualFace: {result.action} ({result.mode.lower()}, frames {result.frame_start}-{result.frame_end})"
+        + (f"; parts: {', '.join(moving)}" if moving else "")
+        + "".join(f"; {note}" for note in result.notes),
     )
 
 

@@ -25,7 +25,7 @@ def _draw() -> None:
     context = bpy.context
     scene = context.scene
     settings = getattr(scene, "dualface", None)
-    if settings is None or not settings.show_overlay:
+    if scene is None or settings is None or not settings.show_overlay:
         return
     obj = settings.target or context.active_object
     found = takes.active_take(obj) if obj is not None else None
@@ -37,6 +37,8 @@ def _draw() -> None:
     import blf
 
     region = context.region
+    if region is None:
+        return
     font = 0
     size = max(12, int(region.height * 0.035))
     blf.size(font, size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import engine_bridge, preferences, retargeting, review, takes
+from . import engine_bridge, preferences, retargeting, review, takes, validation
 from .core import arkit_match
 
 
@@ -93,8 +93,10 @@ def _draw_target_info(layout, obj, requested: str) -> None:
         return
     if mode == arkit_match.ARKIT:
         layout.label(text=f"ARKit keys: {len(matched)} of 52 matched", icon="SHAPEKEY_DATA")
-    else:
+    elif len(obj.data.vertices) == validation.template_vertex_count() or retargeting.can_retarget(obj):
         layout.label(text=f"Vertex mode ({len(obj.data.vertices)} vertices)", icon="MESH_DATA")
+    else:
+        layout.label(text="Vertex mode: the first take fits DualFace to this mesh", icon="MESH_DATA")
 
 
 classes = (DUALFACE_PT_main, DUALFACE_PT_style)

@@ -26,6 +26,7 @@ from .validation import (
     check_editable_mesh,
     check_frames,
     check_target,
+    mesh_of,
     template_vertex_count,
 )
 
@@ -79,15 +80,15 @@ def prepare(
     )
     prepared = Prepared(scene, target, audio, start, job, settings, captions)
     prepared.fit = _fit_needed(scene, target)
+    if prepared.fit is not None and _needs_transfer(target):
+        _check_fittable(prepared.fit)
     return prepared
 
 
 def resolve_target(obj, mode: str) -> Target:
     """check_target with what the retargeting modules know (the user's ARKit table); any mesh can
     take vertex output, because a take fits the template to it when it has no fit yet."""
-    return check_target(
-        obj, mode, retargetable=_is_mesh, arkit_overrides=retargeting.arkit_overrides(obj)
-    )
+    return check_target(obj, mode, retargetable=_is_mesh, arkit_overrides=retargeting.arkit_overrides(obj))
 
 
 def _is_mesh(obj) -> bool:
@@ -96,7 +97,7 @@ def _is_mesh(obj) -> bool:
 
 def _needs_transfer(target: Target) -> bool:
     """Vertex output on a mesh that is not the template's topology goes through a correspondence."""
-    return target.mode == VERTEX and len(target.obj.data.vertices) != template_vertex_count()
+    return target.mode == VERTEX and len(mesh_of(target.obj).vertices) != template_vertex_count()
 
 
 def _fit_needed(scene, target: Target) -> retarget_ops.FitInputs | None:
@@ -112,10 +113,28 @@ def _fit_needed(scene, target: Target) -> retarget_ops.FitInputs | None:
         return None
     if _needs_transfer(target):
         return retarget_ops.fit_inputs(obj)
-    is_template = len(obj.data.vertices) == template_vertex_count()
+    is_template = len(mesh_of(obj).vertices) == template_vertex_count()
     if is_template and retarget_ops.part_candidates(obj, scene.objects):
         return retarget_ops.fit_inputs(obj)
     return None
+
+
+def _fit_failed(name: str, error) -> InputError:
+    return InputError(
+        f"vertex output animates the {template_vertex_count()}-vertex DualFace head, and DualFace "
+        f"could not be fitted to '{name}': {error} -- or give the mesh ARKit shape keys (jawOpen, ...)"
+    )
+
+
+def _check_fittable(fit: retarget_ops.FitInputs) -> None:
+    """The cheap part of the fit's checks (size, finite, triangles), before the engine starts."""
+    from engine.retarget import RetargetError
+    from engine.retarget.mesh import check_mesh
+
+    try:
+        check_mesh(fit.world, fit.triangles, "the mesh")
+    except RetargetError as error:
+        raise _fit_failed(fit.name, error) from None
 
 
 def fit_head(prepared: Prepared) -> None:
@@ -127,10 +146,11 @@ def fit_head(prepared: Prepared) -> None:
     try:
         prepared.correspondence = retarget_ops.fit_correspondence(prepared.fit)
     except RetargetError as error:
-        raise InputError(
-            f"'{prepared.fit.name}' is not the DualFace head and has no ARKit shape keys, so the take "
-            f"must fit DualFace to it, which failed: {error}"
-        ) from None
+        if _needs_transfer(prepared.target):
+            raise _fit_failed(prepared.fit.name, error) from None
+        # Only the separate parts needed the fit: the take goes on without them.
+        prepared.notes.append(f"teeth/eyes not animated: DualFace could not be fitted to the head ({error})")
+        prepared.fit = None
 
 
 def generate(prepared: Prepared, progress=None, cancel=None):
@@ -148,7 +168,7 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
     if corr is None:
         corr = retarget_ops.correspondence_for(obj)
     offsets = None
-    if prepared.target.mode == VERTEX and len(obj.data.vertices) != animation.offsets.shape[1]:
+    if prepared.target.mode == VERTEX and len(mesh_of(obj).vertices) != animation.offsets.shape[1]:
         if corr is None:
             raise InputError(f"'{obj.name}' has no DualFace fit: use Fit DualFace to Mesh, then Generate")
         offsets = retarget_ops.vertex_offsets_for(obj, animation, corr)
@@ -163,11 +183,13 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
         offsets,
         parts=parts,
     )
+    result.notes.extend(prepared.notes)
     if prepared.correspondence is not None:
         retarget_ops.remember_fit(obj, prepared.correspondence)
     if prepared.captions:
-        action = bpy.data.actions[result.action]
-        review.build_review(scene, takes.take_metadata(action), captions=True)
+        meta = takes.take_metadata(bpy.data.actions[result.action])
+        if meta is not None:  # always: the take was just written with its metadata
+            review.build_review(scene, meta, captions=True)
     return result
 
 

@@ -40,7 +40,7 @@ def engine_settings(context=None, weights: str | None = None) -> engine_bridge.E
 class DUALFACE_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
-    engine_mode: EnumProperty(
+    engine_mode: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Engine",
         items=[
             ("AUTO", "Automatic", "In-process when torch imports, else the external Python"),
@@ -49,22 +49,22 @@ class DUALFACE_AP_preferences(bpy.types.AddonPreferences):
         ],
         default="AUTO",
     )
-    external_python: StringProperty(
+    external_python: StringProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="External Python",
         subtype="FILE_PATH",
         description="A Python 3.11 with torch; DualFace starts its engine worker with it",
     )
-    weights_path: StringProperty(
+    weights_path: StringProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Weights",
         subtype="FILE_PATH",
         description="A .safetensors checkpoint; empty uses the bundled weights",
     )
-    device: EnumProperty(
+    device: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Device",
         items=[("AUTO", "Auto", "GPU when available"), ("CPU", "CPU", ""), ("CUDA", "CUDA", "NVIDIA GPU")],
         default="AUTO",
     )
-    torch_variant: EnumProperty(
+    torch_variant: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Download",
         items=[
             ("CPU", "CPU (about 200 MB)", "Works everywhere"),

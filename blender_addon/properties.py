@@ -24,22 +24,22 @@ def _is_mesh(_self, obj) -> bool:
 
 
 class DUALFACE_PG_settings(bpy.types.PropertyGroup):
-    target: PointerProperty(
+    target: PointerProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Target",
         type=bpy.types.Object,
         poll=_is_mesh,
         description="Mesh to animate (the active mesh when empty)",
     )
-    audio_path: StringProperty(
+    audio_path: StringProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Audio", subtype="FILE_PATH", description="Voice recording (wav, flac, ogg, mp3)"
     )
-    emotion: EnumProperty(
+    emotion: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Emotion",
         items=enum_items(),
         default="NEUTRAL",
         description="Emotion of the performance; keyframe it to change emotion during the take",
     )
-    intensity: FloatProperty(
+    intensity: FloatProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Intensity",
         min=0.0,
         max=1.0,
@@ -47,10 +47,10 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
         subtype="FACTOR",
         description="Strength of the emotion; keyframable",
     )
-    articulation: FloatProperty(
+    articulation: FloatProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Articulation", min=0.0, max=2.0, default=1.0, description="Overall size of speech movements"
     )
-    jaw_ratio: FloatProperty(
+    jaw_ratio: FloatProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Jaw vs Lips",
         min=0.0,
         max=1.0,
@@ -58,21 +58,21 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
         subtype="FACTOR",
         description="Share of mouth opening done by the jaw rather than the lips",
     )
-    lip_rounding: FloatProperty(
+    lip_rounding: FloatProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Lip Rounding", min=0.0, max=2.0, default=1.0, description="Funnel and pucker on rounded sounds"
     )
-    smile_bias: FloatProperty(
+    smile_bias: FloatProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Resting Smile",
         min=-1.0,
         max=1.0,
         default=0.0,
         description="Mouth-corner set: positive smiles, negative frowns",
     )
-    use_scene_start: BoolProperty(
+    use_scene_start: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Use Scene Start", default=True, description="Start the take at the scene's first frame"
     )
-    start_frame: IntProperty(name="Start Frame", default=1, description="First frame of the take")
-    output_mode: EnumProperty(
+    start_frame: IntProperty(name="Start Frame", default=1, description="First frame of the take")  # type: ignore[valid-type]  # Blender property annotation
+    output_mode: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Output",
         items=[
             ("AUTO", "Auto", "ARKit shape keys when the mesh has them, else vertex mode"),
@@ -81,10 +81,10 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
         ],
         default="AUTO",
     )
-    captions: BoolProperty(
+    captions: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Captions", default=True, description="Caption markers, review scene and viewport overlay"
     )
-    show_overlay: BoolProperty(
+    show_overlay: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Caption Overlay", default=True, description="Show the current caption in the viewport"
     )
 
@@ -100,9 +100,9 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
 class DUALFACE_PG_job(bpy.types.PropertyGroup):
     """Live state of a take being generated (window manager: never saved, never undone)."""
 
-    running: BoolProperty(default=False)
-    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
-    status: StringProperty(default="")
+    running: BoolProperty(default=False)  # type: ignore[valid-type]  # Blender property annotation
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]  # Blender property annotation
+    status: StringProperty(default="")  # type: ignore[valid-type]  # Blender property annotation
 
 
 classes = (DUALFACE_PG_settings, DUALFACE_PG_job)
@@ -111,12 +111,13 @@ classes = (DUALFACE_PG_settings, DUALFACE_PG_job)
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
-    bpy.types.Scene.dualface = PointerProperty(type=DUALFACE_PG_settings)
-    bpy.types.WindowManager.dualface_job = PointerProperty(type=DUALFACE_PG_job)
+    # Properties registered at run time: no stub can know them.
+    bpy.types.Scene.dualface = PointerProperty(type=DUALFACE_PG_settings)  # type: ignore[attr-defined]
+    bpy.types.WindowManager.dualface_job = PointerProperty(type=DUALFACE_PG_job)  # type: ignore[attr-defined]
 
 
 def unregister() -> None:
-    del bpy.types.WindowManager.dualface_job
-    del bpy.types.Scene.dualface
+    del bpy.types.WindowManager.dualface_job  # type: ignore[attr-defined]
+    del bpy.types.Scene.dualface  # type: ignore[attr-defined]
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

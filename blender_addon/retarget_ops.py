@@ -267,8 +267,8 @@ def find_parts(head, objects, corr) -> list[tuple[bpy.types.Object, str]]:
 
 
 class DUALFACE_PG_arkit_map_item(bpy.types.PropertyGroup):
-    arkit_name: StringProperty(name="ARKit", description="ARKit blendshape name")
-    key_name: StringProperty(name="Shape Key", description="The mesh's shape key for it (empty: none)")
+    arkit_name: StringProperty(name="ARKit", description="ARKit blendshape name")  # type: ignore[valid-type]  # Blender property annotation
+    key_name: StringProperty(name="Shape Key", description="The mesh's shape key for it (empty: none)")  # type: ignore[valid-type]  # Blender property annotation
 
 
 def mapping_overrides(obj) -> dict[str, str]:
@@ -327,7 +327,7 @@ class DUALFACE_OT_fit_mesh(bpy.types.Operator):
     bl_label = "Fit DualFace to Mesh"
     bl_options = {"REGISTER"}
 
-    refit: BoolProperty(
+    refit: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Ignore Cache", default=False, description="Fit again even if a cached fit exists"
     )
 
@@ -416,7 +416,7 @@ class DUALFACE_OT_refresh_arkit_map(bpy.types.Operator):
     bl_label = "Match ARKit Keys"
     bl_options = {"REGISTER", "UNDO"}
 
-    reset: BoolProperty(name="Reset", default=False, description="Forget hand-set rows and match again")
+    reset: BoolProperty(name="Reset", default=False, description="Forget hand-set rows and match again")  # type: ignore[valid-type]  # Blender property annotation
 
     def execute(self, context):
         obj = _active_mesh(context, self)
@@ -458,8 +458,8 @@ class DUALFACE_OT_export_arkit(bpy.types.Operator):
     bl_label = "Export ARKit Weights"
     bl_options = {"REGISTER"}
 
-    filepath: StringProperty(name="File", subtype="FILE_PATH", default="")
-    file_format: EnumProperty(
+    filepath: StringProperty(name="File", subtype="FILE_PATH", default="")  # type: ignore[valid-type]  # Blender property annotation
+    file_format: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Format",
         items=(
             ("CSV", "CSV (Live Link Face)", "Timecode, BlendShapeCount and the 52 shapes, as the app writes"),
@@ -467,7 +467,7 @@ class DUALFACE_OT_export_arkit(bpy.types.Operator):
         ),
         default="CSV",
     )
-    head_eye_columns: BoolProperty(
+    head_eye_columns: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Head and Eye Columns", default=False, description="Add the app's 9 rotation columns (zeros)"
     )
 
@@ -542,15 +542,16 @@ CLASSES = (
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.Object.dualface_arkit_map = CollectionProperty(type=DUALFACE_PG_arkit_map_item)
-    bpy.types.Object.dualface_arkit_map_index = IntProperty(default=0)
-    bpy.types.Object.dualface_part = EnumProperty(
+    # Properties registered at run time: no stub can know them.
+    bpy.types.Object.dualface_arkit_map = CollectionProperty(type=DUALFACE_PG_arkit_map_item)  # type: ignore[attr-defined]
+    bpy.types.Object.dualface_arkit_map_index = IntProperty(default=0)  # type: ignore[attr-defined]
+    bpy.types.Object.dualface_part = EnumProperty(  # type: ignore[attr-defined]
         name="DualFace Part",
         items=PART_ITEMS,
         default="AUTO",
         description="How this mesh moves with the face",
     )
-    bpy.types.Object.dualface_head = PointerProperty(
+    bpy.types.Object.dualface_head = PointerProperty(  # type: ignore[attr-defined]
         name="DualFace Head", type=bpy.types.Object, description="The fitted head this part belongs to"
     )
 

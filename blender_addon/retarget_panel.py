@@ -39,7 +39,7 @@ class DUALFACE_PT_retarget(bpy.types.Panel):
             return
         fitted = retarget_ops.correspondence_for(obj) is not None
         layout.label(
-            text="Fitted: takes and ARKit keys carry over" if fitted else "Not fitted yet",
+            text="Fitted: takes and ARKit keys carry over" if fitted else "Not fitted yet (a take fits it)",
             icon="CHECKMARK" if fitted else "DOT",
         )
         layout.operator("dualface.fit_mesh", icon="MOD_SHRINKWRAP")

@@ -1,9 +1,9 @@
-"""The seam to the retargeting modules (blender_addon/retarget_*.py, owned separately).
+"""Registration and UI hooks of the retargeting modules (blender_addon/retarget_*.py).
 
-Each such module may define `register()`, `unregister()`, `can_retarget(obj) -> bool`,
-`vertex_offsets_for(obj, animation) -> ndarray [T, V_obj, 3] | None` and `mapping_overrides(obj)
--> dict[ARKit name, key name]` (the user's ARKit table). The add-on imports whatever is present,
-in name order, so it works with or without them.
+Each such module may define `register()`, `unregister()`, `can_retarget(obj) -> bool` (the mesh
+has a fit) and `mapping_overrides(obj) -> dict[ARKit name, key name]` (the user's ARKit table);
+they are found in name order. A take's fit, its carried-over offsets and the head's separate parts
+come from blender_addon.retarget_ops directly (see pipeline.py).
 """
 
 from __future__ import annotations
@@ -37,16 +37,6 @@ def unregister() -> None:
 
 def can_retarget(obj) -> bool:
     return any(getattr(m, "can_retarget", None) and m.can_retarget(obj) for m in modules())
-
-
-def vertex_offsets_for(obj, animation):
-    for module in modules():
-        function = getattr(module, "vertex_offsets_for", None)
-        if function is not None:
-            offsets = function(obj, animation)
-            if offsets is not None:
-                return offsets
-    return None
 
 
 def arkit_overrides(obj) -> dict[str, str]:

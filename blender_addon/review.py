@@ -1,15 +1,21 @@
-"""The review scene: the animated scene seen through its camera, with the take's audio and captions.
+"""The review scene: the animated scene seen through a camera, with the take's audio and captions.
 
 Text strips in the artist's own scene would replace its 3D render (Blender renders the sequencer
 instead of the scene as soon as it holds a visual strip, and a scene strip cannot show its own
 scene), so captions go into a companion scene 'DF Review - <scene>' that DualFace owns entirely:
 a scene strip of the artist's scene, the take's sound strip and one text strip per caption,
 coloured by sync score. Rendering that scene gives an MP4 with audio and burned-in captions.
+
+When the scene's camera does not show the animated face (no camera, the face out of frame, too
+small, or hidden behind something), the review uses a DualFace portrait camera instead; the
+artist's camera, objects and settings are never changed. The preview look (studio light, skin
+material colours, a neutral backdrop) is applied only while rendering and restored afterwards.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import bpy
 
@@ -17,8 +23,21 @@ from . import sequencer
 from .core.captions_style import caption_label, sync_colour
 
 REVIEW_OF = "dualface_review_of"  # custom property: the name of the scene a review scene shows
-SOURCE_CAMERA = "DF_Camera"
-SOURCE_LIGHT = "DF_Light"
+FRAMES_KEY = "dualface_frames"  # custom property on DualFace cameras/lights: the object they frame
+ROLE_KEY = "dualface_role"  # custom property on review text strips: "caption" or "title"
+BACKDROP_WORLD = "DF Backdrop"
+BACKDROP_COLOUR = (0.03, 0.032, 0.038)  # linear charcoal: skin stands out, an open mouth reads dark
+
+PORTRAIT_LENS = 85.0  # mm: the classic portrait focal length, flattering and barely distorted
+FACE_FILL = 0.66  # share of the frame height the face covers
+FACE_RAISE = 0.06  # frame heights the face sits above centre, leaving room for the captions
+PORTRAIT_YAW = math.radians(14.0)  # a slight three-quarter view shows the lips' depth
+PORTRAIT_PITCH = math.radians(4.0)  # from just above the eyes, as a person would look
+MIN_VISIBLE_FILL = 0.25  # a scene camera that shows the face smaller than this is not a close-up
+
+CAPTION_HEIGHT = 0.065  # caption font size as a share of the frame height
+TITLE_HEIGHT = 0.04
+PREVIEW_AA = "OFF"  # Workbench anti-aliasing: "8" costs about 7x the render time on a CPU rasteriser
 
 
 def review_scene_for(scene: bpy.types.Scene, create: bool = True) -> bpy.types.Scene | None:
@@ -32,8 +51,16 @@ def review_scene_for(scene: bpy.types.Scene, create: bool = True) -> bpy.types.S
     return review
 
 
-def build_review(scene: bpy.types.Scene, take_meta: dict, captions: bool) -> bpy.types.Scene:
-    """(Re)build the review scene for the take described by `take_meta` (see takes.META_KEY)."""
+def build_review(
+    scene: bpy.types.Scene,
+    take_meta: dict,
+    captions: bool,
+    camera: bpy.types.Object | None = None,
+    title: str | None = None,
+) -> bpy.types.Scene:
+    """(Re)build the review scene for the take described by `take_meta` (see takes.META_KEY).
+
+    `camera` overrides the scene's camera for the review only; `title` adds a small title line."""
     review = review_scene_for(scene)
     strips = sequencer.strips_of(review)
     for strip in list(strips):
@@ -43,14 +70,17 @@ def build_review(scene: bpy.types.Scene, take_meta: dict, captions: bool) -> bpy
     review.render.resolution_x = scene.render.resolution_x
     review.render.resolution_y = scene.render.resolution_y
     review.render.resolution_percentage = scene.render.resolution_percentage
+    _set_standard_view(review)  # caption colours must come out as chosen, not tone-mapped
     review.frame_start, review.frame_end = start, end
     view = sequencer.strips_of(review).new_scene(scene.name, scene, 1, scene.frame_start)
-    if scene.camera is not None:
-        view.scene_camera = scene.camera
+    if (camera or scene.camera) is not None:
+        view.scene_camera = camera or scene.camera
     view.volume = 0.0  # the review's own sound strip carries the take's audio exactly once
     sequencer.add_sound(review, "audio", take_meta["audio"], 2, start)
     if captions:
         add_caption_strips(review, take_meta, start)
+    if title:
+        add_title_strip(review, title, start, end - start + 1)
     return review
 
 
@@ -73,54 +103,226 @@ def add_caption_strips(review: bpy.types.Scene, take_meta: dict, start: int) -> 
             first,
             length,
         )
+        strip[ROLE_KEY] = "caption"
         strip.color = sync_colour(caption["sync"])
-        strip.location = (0.5, 0.04 if channel == 3 else 0.16)
-        if hasattr(strip, "anchor_y"):
-            strip.anchor_y = "BOTTOM"
-        strip.wrap_width = 0.95
-        strip.use_box = True
-        strip.box_color = (0.0, 0.0, 0.0, 0.6)
+        strip.location = (0.5, 0.035 if channel == 3 else 0.145)
+        _anchor(strip, "CENTER", "BOTTOM")
+        strip.wrap_width = 0.92
+        _legible(strip, box_alpha=0.62)
         count += 1
     fit_captions(review)
     return count
 
 
+def add_title_strip(review: bpy.types.Scene, title: str, start: int, length: int):
+    """A small top-left line (clip, emotion) so a movie says what it shows when it is shared."""
+    channel = sequencer.free_channel(review, start, start + length, above=4)
+    strip = sequencer.add_text(review, "title", title, channel, start, max(1, length))
+    strip[ROLE_KEY] = "title"
+    strip.color = (0.92, 0.92, 0.92, 1.0)
+    strip.location = (0.025, 0.965)
+    _anchor(strip, "LEFT", "TOP")
+    strip.wrap_width = 0.95
+    _legible(strip, box_alpha=0.35)
+    fit_captions(review)
+    return strip
+
+
 def fit_captions(review: bpy.types.Scene) -> None:
-    """Text strip sizes are in output pixels: keep captions at 7% of the frame height."""
+    """Text strip sizes are in output pixels: keep them a fixed share of the frame height."""
     height = review.render.resolution_y * review.render.resolution_percentage / 100
     for strip in sequencer.all_strips(review):
         if strip.type == "TEXT":
-            strip.font_size = max(8, int(round(height * 0.07)))
+            share = TITLE_HEIGHT if strip.get(ROLE_KEY) == "title" else CAPTION_HEIGHT
+            strip.font_size = max(8, int(round(height * share)))
 
 
-def ensure_camera_and_light(scene: bpy.types.Scene, target: bpy.types.Object) -> list[str]:
-    """Frame `target` from the front (it looks toward -y) when the scene has no camera; add a light
-    when it has none. Returns the names of what was created."""
-    created: list[str] = []
-    corners = [target.matrix_world @ _vector(c) for c in target.bound_box]
-    low = [min(c[i] for c in corners) for i in range(3)]
-    high = [max(c[i] for c in corners) for i in range(3)]
-    centre = [(a + b) / 2 for a, b in zip(low, high)]
-    size = max(high[0] - low[0], high[2] - low[2], 1e-3)
+def _anchor(strip, horizontal: str, vertical: str) -> None:
+    if hasattr(strip, "anchor_x"):
+        strip.anchor_x, strip.anchor_y = horizontal, vertical
+    if hasattr(strip, "alignment_x"):
+        strip.alignment_x = horizontal
+
+
+def _legible(strip, box_alpha: float) -> None:
+    """A dark outline and a translucent box keep text readable on any frame."""
+    strip.use_box = True
+    strip.box_color = (0.0, 0.0, 0.0, box_alpha)
+    if hasattr(strip, "box_margin"):
+        strip.box_margin = 0.012
+    if hasattr(strip, "use_outline"):
+        strip.use_outline = True
+        strip.outline_color = (0.0, 0.0, 0.0, 1.0)
+        strip.outline_width = 0.08
+    if hasattr(strip, "use_bold"):
+        strip.use_bold = strip.get(ROLE_KEY) == "caption"
+
+
+# -- framing ------------------------------------------------------------------------------------
+
+
+def review_camera(
+    scene: bpy.types.Scene, target: bpy.types.Object, resolution: tuple[int, int]
+) -> bpy.types.Object:
+    """The scene's camera when it shows `target` well at this resolution, else a DualFace
+    portrait camera framing it (created or re-aimed; it becomes the scene camera only when the
+    scene has none). Key and fill lights are added when the scene has no light."""
+    if scene.camera is not None and camera_sees(scene, scene.camera, target, resolution):
+        return scene.camera
+    camera = portrait_camera(scene, target, resolution)
     if scene.camera is None:
-        data = bpy.data.cameras.new(SOURCE_CAMERA)
-        data.lens = 50.0
-        camera = bpy.data.objects.new(SOURCE_CAMERA, data)
-        sensor = data.sensor_width
-        distance = 1.35 * size * data.lens / sensor + (high[1] - low[1]) / 2
-        camera.location = (centre[0], low[1] - distance, centre[2])
-        camera.rotation_euler = (math.pi / 2, 0.0, 0.0)  # looks along +y, at the face
-        scene.collection.objects.link(camera)
         scene.camera = camera
-        created.append(camera.name)
     if not any(o.type == "LIGHT" for o in scene.objects):
-        data = bpy.data.lights.new(SOURCE_LIGHT, type="SUN")
-        data.energy = 3.0
-        light = bpy.data.objects.new(SOURCE_LIGHT, data)
-        light.rotation_euler = (math.radians(60), 0.0, math.radians(-25))
+        add_portrait_lights(scene, target)
+    return camera
+
+
+def camera_sees(
+    scene: bpy.types.Scene,
+    camera: bpy.types.Object,
+    target: bpy.types.Object,
+    resolution: tuple[int, int],
+    min_fill: float = MIN_VISIBLE_FILL,
+) -> bool:
+    """Whether `target`'s bounds lie inside the camera's frame, cover at least `min_fill` of its
+    height or width, and nothing else sits between the camera and the target's centre."""
+    box = frame_box(scene, camera, target, resolution)
+    if box is None:
+        return False
+    left, bottom, right, top = box
+    if left < 0.0 or bottom < 0.0 or right > 1.0 or top > 1.0:
+        return False
+    if max(top - bottom, right - left) < min_fill:
+        return False
+    return not _occluded(scene, camera, target)
+
+
+def frame_box(scene, camera, target, resolution) -> tuple[float, float, float, float] | None:
+    """Target bounds in the camera frame as (left, bottom, right, top), 0..1 across the frame;
+    None when part of it is behind the camera."""
+    from bpy_extras.object_utils import world_to_camera_view
+
+    render = scene.render
+    saved = render.resolution_x, render.resolution_y, render.resolution_percentage
+    render.resolution_x, render.resolution_y = resolution
+    render.resolution_percentage = 100
+    try:
+        points = [world_to_camera_view(scene, camera, c) for c in _world_corners(target)]
+    finally:
+        render.resolution_x, render.resolution_y, render.resolution_percentage = saved
+    if any(p.z <= camera.data.clip_start for p in points):
+        return None
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def portrait_camera(
+    scene: bpy.types.Scene, target: bpy.types.Object, resolution: tuple[int, int]
+) -> bpy.types.Object:
+    """A camera that frames `target` (a face looking toward its local -y, up +z) as a portrait."""
+    from mathutils import Vector
+
+    name = f"DF Camera - {target.name}"[:63]
+    camera = _owned(scene, "CAMERA", target)
+    if camera is None:
+        camera = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+        camera[FRAMES_KEY] = target.name
+        scene.collection.objects.link(camera)
+    data = camera.data
+    data.lens = PORTRAIT_LENS
+    data.sensor_fit = "VERTICAL"
+    data.sensor_height = 24.0
+    data.clip_start, data.clip_end = 0.01, 500.0
+    centre, axes, size = _local_frame(target)
+    width, height = resolution
+    frame_height_per_metre = data.sensor_height / data.lens
+    distance = max(
+        size["height"] / (FACE_FILL * frame_height_per_metre),
+        size["width"] / (0.8 * frame_height_per_metre * width / height),
+    )
+    distance += size["depth"] / 2  # measured from the tip of the nose, not the middle of the head
+    toward = (
+        axes["x"] * (math.sin(PORTRAIT_YAW) * math.cos(PORTRAIT_PITCH))
+        - axes["y"] * (math.cos(PORTRAIT_YAW) * math.cos(PORTRAIT_PITCH))
+        + axes["z"] * math.sin(PORTRAIT_PITCH)
+    )
+    location = centre + toward * distance
+    # Aim below the face so it sits above centre, clear of the captions.
+    aim = centre - axes["z"] * (FACE_RAISE * frame_height_per_metre * distance)
+    camera.location = location
+    camera.rotation_mode = "QUATERNION"
+    camera.rotation_quaternion = Vector(aim - location).to_track_quat("-Z", "Y")
+    return camera
+
+
+def add_portrait_lights(scene: bpy.types.Scene, target: bpy.types.Object) -> list[bpy.types.Object]:
+    """A soft key (front left, above) and a dimmer fill (front right) for EEVEE and the viewport;
+    Workbench renders use its studio light instead."""
+    from mathutils import Vector
+
+    centre, axes, size = _local_frame(target)
+    reach = 6.0 * max(size.values())
+    lights = []
+    for label, side, rise, power in (("Key", -1.0, 0.6, 60.0), ("Fill", 1.0, 0.1, 20.0)):
+        name = f"DF {label} Light - {target.name}"[:63]
+        data = bpy.data.lights.new(name, type="AREA")
+        data.energy = power * reach * reach  # W: keeps the face's exposure independent of its size
+        data.size = reach * 0.8
+        light = bpy.data.objects.new(name, data)
+        light[FRAMES_KEY] = target.name
+        direction = (axes["x"] * side - axes["y"] + axes["z"] * rise).normalized()
+        light.location = centre + direction * reach
+        light.rotation_mode = "QUATERNION"
+        light.rotation_quaternion = Vector(centre - light.location).to_track_quat("-Z", "Y")
         scene.collection.objects.link(light)
-        created.append(light.name)
-    return created
+        lights.append(light)
+    return lights
+
+
+def _owned(scene, kind: str, target):
+    for obj in scene.objects:
+        if obj.type == kind and obj.get(FRAMES_KEY) == target.name:
+            return obj
+    return None
+
+
+def _local_frame(target):
+    """World centre of the target's bounds, its world axes, and its size along them (metres)."""
+    from mathutils import Vector
+
+    corners = [Vector(c) for c in target.bound_box]
+    low = Vector([min(c[i] for c in corners) for i in range(3)])
+    high = Vector([max(c[i] for c in corners) for i in range(3)])
+    matrix = target.matrix_world
+    basis = matrix.to_3x3()
+    axes = {name: (basis @ Vector(axis)) for name, axis in zip("xyz", ((1, 0, 0), (0, 1, 0), (0, 0, 1)))}
+    extent = high - low
+    size = {
+        "width": max(extent.x * axes["x"].length, 1e-4),
+        "depth": max(extent.y * axes["y"].length, 1e-4),
+        "height": max(extent.z * axes["z"].length, 1e-4),
+    }
+    return matrix @ ((low + high) / 2), {k: v.normalized() for k, v in axes.items()}, size
+
+
+def _world_corners(target):
+    from mathutils import Vector
+
+    return [target.matrix_world @ Vector(c) for c in target.bound_box]
+
+
+def _occluded(scene, camera, target) -> bool:
+    centre, _, _ = _local_frame(target)
+    origin = camera.matrix_world.translation
+    ray = centre - origin
+    view_layer = scene.view_layers[0]
+    depsgraph = view_layer.depsgraph
+    depsgraph.update()
+    hit, _, _, _, obj, _ = scene.ray_cast(depsgraph, origin, ray.normalized(), distance=ray.length)
+    return bool(hit) and obj is not None and obj.original.name != target.name
+
+
+# -- rendering ----------------------------------------------------------------------------------
 
 
 def render_review(
@@ -130,8 +332,8 @@ def render_review(
     resolution: tuple[int, int],
     engine: str = "WORKBENCH",
 ) -> None:
-    """Render the review scene to an H.264/AAC MP4. The source scene's render settings are
-    restored afterwards; the review scene keeps its own."""
+    """Render the review scene to an H.264/AAC MP4. The source scene's settings are restored
+    afterwards; the review scene keeps its own."""
     render = review.render
     render.resolution_x, render.resolution_y = resolution
     render.resolution_percentage = 100
@@ -141,40 +343,113 @@ def render_review(
     settings.file_format = "FFMPEG"
     render.ffmpeg.format = "MPEG4"
     render.ffmpeg.codec = "H264"
-    render.ffmpeg.constant_rate_factor = "MEDIUM"
+    render.ffmpeg.constant_rate_factor = "HIGH"
+    render.ffmpeg.ffmpeg_preset = "REALTIME"  # the encoder is a rounding error next to the renderer
     render.ffmpeg.audio_codec = "AAC"
     render.ffmpeg.audio_channels = "MONO"
+    render.ffmpeg.audio_bitrate = 128
     render.use_sequencer = True
+    render.use_motion_blur = False
     render.filepath = filepath
+    _set_standard_view(review)
     fit_captions(review)
-    review.render.engine = source.render.engine
-    saved = (
-        source.render.engine,
-        source.render.resolution_x,
-        source.render.resolution_y,
-        source.render.resolution_percentage,
-    )
-    source.render.engine = "BLENDER_WORKBENCH" if engine == "WORKBENCH" else _eevee_id()
-    source.render.resolution_x, source.render.resolution_y = resolution
-    source.render.resolution_percentage = 100
-    try:
+    with preview_look(source, resolution, engine):
+        review.render.engine = source.render.engine
         with bpy.context.temp_override(scene=review):
             bpy.ops.render.render(animation=True, scene=review.name)
+
+
+@contextmanager
+def preview_look(source: bpy.types.Scene, resolution: tuple[int, int], engine: str = "WORKBENCH"):
+    """The source scene set up for a fast, readable preview while the block runs, then restored."""
+    changes = _Changes()
+    try:
+        apply_preview_look(source, resolution, engine, changes)
+        yield
     finally:
-        (
-            source.render.engine,
-            source.render.resolution_x,
-            source.render.resolution_y,
-            source.render.resolution_percentage,
-        ) = saved
+        changes.undo()
+
+
+def apply_preview_look(
+    scene: bpy.types.Scene,
+    resolution: tuple[int, int] | None = None,
+    engine: str = "WORKBENCH",
+    changes: _Changes | None = None,
+) -> None:
+    """Workbench with a studio light and material colours, a neutral backdrop when the scene has no
+    world, no motion blur, cheap anti-aliasing. Without `changes` the look stays (for a scene
+    DualFace created itself, so a saved file renders like the movie)."""
+    changes = changes or _Changes()
+    render = scene.render
+    changes.set(render, "engine", "BLENDER_WORKBENCH" if engine == "WORKBENCH" else _eevee_id())
+    if resolution is not None:
+        changes.set(render, "resolution_x", resolution[0])
+        changes.set(render, "resolution_y", resolution[1])
+        changes.set(render, "resolution_percentage", 100)
+    changes.set(render, "use_motion_blur", False)
+    changes.set(scene.display, "render_aa", PREVIEW_AA)
+    shading = scene.display.shading
+    for name, value in (
+        ("light", "STUDIO"),
+        ("studio_light", "Default"),  # soft, even key and fill
+        ("color_type", "MATERIAL"),
+        ("show_specular_highlight", True),
+        ("show_cavity", False),
+        ("show_shadows", False),
+        ("show_object_outline", False),
+    ):
+        changes.set(shading, name, value)
+    if hasattr(scene, "eevee") and hasattr(scene.eevee, "taa_render_samples"):
+        changes.set(scene.eevee, "taa_render_samples", 16)
+    if scene.world is None:
+        changes.set(scene, "world", _backdrop_world())
+    changes.set(scene.view_settings, "view_transform", "Standard")
+    changes.set(scene.view_settings, "look", "None")
+
+
+class _Changes:
+    """Attribute changes that can be undone in reverse order."""
+
+    def __init__(self) -> None:
+        self._done: list[tuple[object, str, object]] = []
+
+    def set(self, owner, name: str, value) -> None:
+        try:
+            old = getattr(owner, name)
+            setattr(owner, name, value)
+        except (AttributeError, TypeError, ValueError):
+            return  # a setting this Blender does not have (or an unknown enum item): keep its own
+        self._done.append((owner, name, old))
+
+    def undo(self) -> None:
+        while self._done:
+            owner, name, old = self._done.pop()
+            try:
+                setattr(owner, name, old)
+            except (AttributeError, TypeError, ValueError, ReferenceError):
+                pass
+
+
+def _backdrop_world() -> bpy.types.World:
+    world = bpy.data.worlds.get(BACKDROP_WORLD)
+    if world is None or world.library is not None:
+        world = bpy.data.worlds.new(BACKDROP_WORLD)
+    world.color = BACKDROP_COLOUR  # what Workbench shows behind the face
+    if world.node_tree is not None:
+        background = next((n for n in world.node_tree.nodes if n.type == "BACKGROUND"), None)
+        if background is not None:  # EEVEE sees the same backdrop
+            background.inputs["Color"].default_value = (*BACKDROP_COLOUR, 1.0)
+    return world
+
+
+def _set_standard_view(scene) -> None:
+    try:
+        scene.view_settings.view_transform = "Standard"
+        scene.view_settings.look = "None"
+    except (TypeError, ValueError):
+        pass
 
 
 def _eevee_id() -> str:
     items = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
     return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in items else "BLENDER_EEVEE"
-
-
-def _vector(values):
-    from mathutils import Vector
-
-    return Vector(values)

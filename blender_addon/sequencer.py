@@ -17,14 +17,16 @@ MAX_CHANNEL = 128
 def strips_of(scene: bpy.types.Scene):
     """The top-level strip collection (created on demand)."""
     editor = scene.sequence_editor or scene.sequence_editor_create()
-    return editor.strips if hasattr(editor, "strips") else editor.sequences
+    # Blender 4.2-4.3 name it 'sequences'; the stubs describe 5.0 only.
+    return editor.strips if hasattr(editor, "strips") else editor.sequences  # type: ignore[attr-defined]
 
 
 def all_strips(scene: bpy.types.Scene) -> list:
     editor = scene.sequence_editor
     if editor is None:
         return []
-    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
+    # Blender 4.2-4.3 name it 'sequences_all'; the stubs describe 5.0 only.
+    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)  # type: ignore[attr-defined]
 
 
 def free_channel(scene: bpy.types.Scene, frame_start: int, frame_end: int, above: int = 0) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from . import keyframes, sequencer
 from .core import arkit_match, naming
 from .core.vertex_basis import compact_basis
-from .validation import AudioInfo, InputError, Target
+from .validation import AudioInfo, InputError, Target, mesh_of, shape_keys_of
 
 META_KEY = "dualface"  # JSON custom property on the take action
 STASH_PREFIX = "[DF stash] "
@@ -60,6 +60,7 @@ class TakeResult:
     seconds: dict[str, float] = field(default_factory=dict)
     # mesh name -> {"part", "action" (None for a rigid part), "previous_action", "keys"}
     parts: dict[str, dict] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know (nothing failed)
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
@@ -113,7 +114,7 @@ def write_take(
     # ---- writes start here ----
     clock = time.perf_counter()
     obj = target.obj
-    if obj.data.shape_keys is None:
+    if mesh_of(obj).shape_keys is None:
         obj.shape_key_add(name="Basis", from_mix=False)
         result.shape_keys_created.append("Basis")
     if target.mode == arkit_match.VERTEX:
@@ -123,7 +124,7 @@ def write_take(
     result.seconds["shape_keys"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    key = obj.data.shape_keys
+    key = shape_keys_of(obj)
     action = _start_new_action(key, take, result)
     frames = np.arange(start_frame, start_frame + n_frames, dtype=np.float32)
     result.keys_written = keyframes.write_curves(key, action, frames, channels)
@@ -152,7 +153,7 @@ def write_take(
 def _part_basis(motion: PartMotion, n_frames: int):
     """The part's 'DF_' key basis, or None when it does not move (eyes, upper teeth)."""
     offsets = np.asarray(motion.offsets, dtype=np.float32)
-    expected = (n_frames, len(motion.obj.data.vertices), 3)
+    expected = (n_frames, len(mesh_of(motion.obj).vertices), 3)
     if offsets.shape != expected:
         raise InputError(
             f"part offsets {tuple(offsets.shape)} do not fit '{motion.obj.name}' "
@@ -171,11 +172,11 @@ def _write_part(motion: PartMotion, factorised, take: str, frames: np.ndarray) -
     if factorised is None:
         return info
     obj = motion.obj
-    if obj.data.shape_keys is None:
+    if mesh_of(obj).shape_keys is None:
         obj.shape_key_add(name="Basis", from_mix=False)
     part_result = TakeResult(take, arkit_match.VERTEX, int(frames[0]), int(frames[-1]), 0, 0)
     channels = _add_basis_keys(obj, take, factorised, part_result)
-    key = obj.data.shape_keys
+    key = shape_keys_of(obj)
     action = _start_new_action(key, naming.part_action_name(take, obj.name), part_result)
     info["action"] = action.name
     info["previous_action"] = part_result.previous_action
@@ -290,7 +291,7 @@ def active_take(obj) -> tuple[bpy.types.Action, dict] | None:
     key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
     action = key.animation_data.action if key is not None and key.animation_data else None
     meta = take_metadata(action)
-    return (action, meta) if meta is not None else None
+    return (action, meta) if action is not None and meta is not None else None
 
 
 def restore_previous_action(obj) -> str:

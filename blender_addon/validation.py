@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import bpy
 
@@ -37,6 +38,19 @@ class AudioInfo:
     duration: float
 
 
+def mesh_of(obj: bpy.types.Object) -> bpy.types.Mesh:
+    """``obj.data`` of an object already checked to be a mesh, typed as one for the checker."""
+    return cast(bpy.types.Mesh, obj.data)
+
+
+def shape_keys_of(obj: bpy.types.Object) -> bpy.types.Key:
+    """The shape-key datablock of a mesh that has one (a take adds the Basis key before asking)."""
+    key = mesh_of(obj).shape_keys
+    if key is None:
+        raise InputError(f"'{obj.name}' has no shape keys; add a Basis key first")
+    return key
+
+
 def template_vertex_count() -> int:
     from engine.face.template import N_VERTICES
 
@@ -54,7 +68,7 @@ def check_target(obj, requested_mode: str, retargetable=None, arkit_overrides=No
         raise InputError("no target object: select a mesh, or pick one as Target in the DualFace panel")
     if obj.type != "MESH":
         raise InputError(f"'{obj.name}' is a {obj.type.lower()}, not a mesh: pick a mesh object to animate")
-    mesh = obj.data
+    mesh = mesh_of(obj)
     if len(mesh.polygons) == 0:
         raise InputError(f"mesh '{obj.name}' has no faces: pick a face mesh, or use Add DualFace Head")
     check_editable_mesh(obj)
@@ -77,7 +91,7 @@ def check_target(obj, requested_mode: str, retargetable=None, arkit_overrides=No
 
 def check_editable_mesh(obj) -> None:
     """A mesh whose shape keys a take may write: local data, Object Mode, relative keys."""
-    mesh = obj.data
+    mesh = mesh_of(obj)
     for label, block in (("object", obj), ("mesh", mesh), ("shape keys", mesh.shape_keys)):
         if block is None:
             continue
@@ -107,7 +121,7 @@ def check_audio(path: str | Path) -> AudioInfo:
     import aud
 
     try:
-        sound = aud.Sound(str(path))
+        sound = aud.Sound(str(path))  # type: ignore[call-arg]  # the stub lacks the file name argument
         rate, channels = sound.specs
         length = sound.length
         if length <= 0:  # some compressed formats do not know their length until decoded

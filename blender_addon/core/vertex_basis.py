@@ -61,7 +61,7 @@ def compact_basis(
     rank = min(max_keys, sample.shape[0], n_vertices * 3)
     _, s, vt = _randomised_svd(sample, rank, seed)
     cumulative = np.cumsum(s.astype(np.float64) ** 2) / total
-    keep = int(min(rank, np.searchsorted(cumulative, energy) + 1))
+    keep = min(rank, int(np.searchsorted(cumulative, energy)) + 1)
     components = vt[:keep]  # orthonormal rows
     weights = matrix @ components.T
     scale = np.abs(weights).max(axis=0)

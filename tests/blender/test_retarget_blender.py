@@ -324,3 +324,64 @@ def test_a_take_on_an_unfitted_foreign_head_fits_it_and_moves_its_teeth(
     again = pipeline.prepare(bpy.context.scene, bpy.data.objects["Head"], str(audio), mode="AUTO")
     pipeline.fit_head(again)
     assert again.correspondence.n_vertices == len(world)
+
+
+def test_the_dualface_heads_own_teeth_move_in_its_take_and_ignored_meshes_do_not(
+    scene, cache, tmp_path, engine_weights, monkeypatch
+):
+    import bpy
+    from blender_helpers import ground_truth_animation, write_speechlike_wav
+
+    from blender_addon import engine_bridge, pipeline
+    from blender_addon.head import add_head
+    from engine.face.template import load_template
+
+    head = add_head(scene, "Face")
+    tpl = load_template()
+    chin = tpl.vertices[tpl.landmarks["chin"]].astype(np.float64)
+    tongue = _box(bpy, scene, "Mesh", chin + [0.0, 0.03, 0.03], 0.008)
+    tongue.dualface_head, tongue.dualface_part = head, "TONGUE"  # pointed at the head by hand
+    ignored = _box(bpy, scene, "LowerTeeth", chin + [0.0, 0.03, 0.03], 0.008)
+    ignored.dualface_part = "IGNORE"
+    animation = ground_truth_animation(fps=30.0, seconds=2.0)
+    monkeypatch.setattr(engine_bridge, "animate", lambda *args, **kwargs: animation)
+    audio = write_speechlike_wav(tmp_path / "hello.wav")
+
+    prepared = pipeline.prepare(scene, head, str(audio), mode="AUTO")
+    assert prepared.fit is not None  # the template head is fitted only because it has parts
+    result = pipeline.run(prepared)
+    assert set(result.parts) == {"Mesh"} and result.parts["Mesh"]["part"] == "tongue"
+    assert ignored.data.shape_keys is None
+    chin_motion = np.linalg.norm(animation.offsets[:, tpl.landmarks["chin"]], axis=1)
+    frame = 1 + int(np.argmax(chin_motion))
+    rest = np.array([tuple(v.co) for v in tongue.data.vertices])
+    moved = _world_vertices(bpy, tongue, frame) - rest
+    assert np.linalg.norm(moved, axis=1).min() > 0.002  # every tongue vertex went with the jaw
+
+
+def test_when_only_the_parts_need_a_fit_a_failed_fit_skips_them_not_the_take(
+    scene, cache, tmp_path, engine_weights, monkeypatch
+):
+    import bpy
+    from blender_helpers import ground_truth_animation, write_speechlike_wav
+
+    from blender_addon import engine_bridge, pipeline, retarget_ops
+    from blender_addon.head import add_head
+    from engine.face.template import load_template
+    from engine.retarget import RetargetError
+
+    head = add_head(scene, "Face")
+    chin = load_template().vertices[load_template().landmarks["chin"]].astype(np.float64)
+    teeth = _box(bpy, scene, "LowerTeeth", chin + [0.0, 0.03, 0.03], 0.008)
+
+    def refuse(inputs, use_cache=True):
+        raise RetargetError("no face found (test)")
+
+    monkeypatch.setattr(retarget_ops, "fit_correspondence", refuse)
+    monkeypatch.setattr(engine_bridge, "animate", lambda *args, **kwargs: ground_truth_animation())
+    prepared = pipeline.prepare(scene, head, str(write_speechlike_wav(tmp_path / "hello.wav")))
+    result = pipeline.run(prepared)
+    assert result.mode == "VERTEX" and result.parts == {}
+    assert any("no face found (test)" in note for note in result.notes)
+    assert teeth.data.shape_keys is None and "dualface_fit" not in head.keys()
+    assert bpy.data.actions[result.action].name == "DF_hello_001"
