@@ -167,6 +167,7 @@ def review_camera(
     """The scene's camera when it shows `target` well at this resolution, else a DualFace
     portrait camera framing it (created or re-aimed; it becomes the scene camera only when the
     scene has none). Key and fill lights are added when the scene has no light."""
+    scene.view_layers[0].update()  # world matrices of objects moved since the last evaluation
     if scene.camera is not None and camera_sees(scene, scene.camera, target, resolution):
         return scene.camera
     camera = portrait_camera(scene, target, resolution)
@@ -186,6 +187,7 @@ def camera_sees(
 ) -> bool:
     """Whether `target`'s bounds lie inside the camera's frame, cover at least `min_fill` of its
     height or width, and nothing else sits between the camera and the target's centre."""
+    scene.view_layers[0].update()
     box = frame_box(scene, camera, target, resolution)
     if box is None:
         return False

@@ -86,7 +86,7 @@ def save_checkpoint(
         raise CheckpointError(f"extra_meta must be JSON-serialisable: {err}") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = _payload_sha256(tensors)
-    config = model.cfg.to_dict()
+    config = model.cfg.to_dict()  # type: ignore[operator]  # checked above: a DualFace
     metadata = {
         "format": FORMAT,
         "dualface_version": __version__,

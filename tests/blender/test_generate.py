@@ -92,7 +92,9 @@ def test_headless_animate_renders_an_mp4_with_audio_and_captions(scene, audio, e
     bpy.ops.wm.open_mainfile(filepath=str(saved))
     assert [a.name for a in bpy.data.actions] == ["DF_hello_001"]
     review = next(s for s in bpy.data.scenes if s.get("dualface_review_of") == "Scene")
-    texts = [s for s in review.sequence_editor.strips_all if s.type == "TEXT"]
+    texts = [s for s in review.sequence_editor.strips_all if s.get("dualface_role") == "caption"]
+    titles = [s.text for s in review.sequence_editor.strips_all if s.get("dualface_role") == "title"]
+    assert len(titles) == 1 and "hello" in titles[0] and "happy 60%" in titles[0]
     captions = json.loads(bpy.data.actions["DF_hello_001"]["dualface"])["captions"]
     assert len(texts) == len([c for c in captions if c["text"].strip()]) >= 1
     assert len(bpy.data.scenes["Scene"].timeline_markers) == len(texts)
@@ -136,6 +138,7 @@ def test_headless_batch_isolates_jobs_and_fails_when_one_fails(
         (["animate", "--audio", "a.wav", "--object", "H", "--emotion", "grumpy"], "choose one of"),
         (["animate", "--audio", "a.wav", "--object", "H", "--resolution", "big"], "640x480"),
         (["animate", "--audio", "a.wav", "--object", "H", "--mode", "mesh"], "invalid choice"),
+        (["animate", "--audio", "a.wav", "--object", "H", "--empty-scene"], "add --add-head"),
         (["paint"], "invalid choice"),
     ],
 )
