@@ -1,0 +1,71 @@
+"""Markdown tables for the model card, computed from `python -m engine.eval --json` reports.
+
+Numbers in the model card come from here, never typed in:
+    python scripts/results_table.py "DualFace=runs/default/eval.json" "Baseline=runs/baseline/eval.json"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = (
+    ("LVE mm²", "lve_mm2", "{:.3f}"),
+    ("FDD mm²", "fdd_mm2", "{:+.4f}"),
+    ("EVE mm²", "eve_mm2", "{:.3f}"),
+    ("PER pred", "per_pred_motion", "{:.3f}"),
+    ("PER gt", "per_gt_motion", "{:.3f}"),
+    ("PER audio", "per_audio", "{:.3f}"),
+    ("closure pred", "closure_rate_pred", "{:.3f}"),
+    ("clips", "n_clips", "{}"),
+)
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+    value = row.get(key)
+    return "n/a" if value is None else fmt.format(value)
+
+
+def table(reports: list[tuple[str, dict]], split: str, by_language: bool) -> str:
+    header = ["model", *([] if not by_language else ["language"]), *(c[0] for c in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, report in reports:
+        block = report["splits"].get(split)
+        if block is None:
+            continue
+        rows = [("all", block["all"])]
+        if by_language:
+            rows += sorted(block.get("by_language", {}).items())
+        for language, row in rows:
+            cells = [label, *([] if not by_language else [language])]
+            cells += [_cell(row, key, fmt) for _, key, fmt in COLUMNS]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", help="LABEL=eval.json")
+    parser.add_argument("--split", action="append", help="split(s) to print (default: every split)")
+    parser.add_argument("--by-language", action="store_true")
+    args = parser.parse_args(argv)
+    reports = []
+    for item in args.reports:
+        label, _, path = item.partition("=")
+        if not path:
+            parser.error(f"expected LABEL=eval.json, got {item!r}")
+        reports.append((label, json.loads(Path(path).read_text())))
+    splits = args.split or list(reports[0][1]["splits"])
+    for split in splits:
+        print(f"**{split}**\n")
+        print(table(reports, split, args.by_language))
+        print()
+    for label, report in reports:
+        print(f"- {label}: `{report['command']}` (weights sha256 `{report['weights_sha256'][:12]}…`)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
