@@ -143,6 +143,7 @@ def start_empty_scene() -> bpy.types.Scene:
     jobs that only want the DualFace head: no startup cube, camera or light in the way."""
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
+    assert scene is not None  # an empty file still has one scene
     scene[OWN_SCENE] = True
     return scene
 
@@ -187,7 +188,8 @@ def _run_one(request: TakeRequest, base: engine_bridge.EngineSettings) -> bool:
         line += f"; parts: {', '.join(moving)}"
     line += "".join(f"; {note}" for note in result.notes)
     if rendered:
-        line += f"; rendered {rendered}"
+        path, frames, render_seconds = rendered
+        line += f"; rendered {path} ({frames} frames in {render_seconds:.1f} s)"
     if request.save:
         line += f"; saved {request.save}"
     print(line, flush=True)
@@ -196,8 +198,10 @@ def _run_one(request: TakeRequest, base: engine_bridge.EngineSettings) -> bool:
 
 def run_request(
     request: TakeRequest, base: engine_bridge.EngineSettings
-) -> tuple[takes.TakeResult, str | None]:
-    """Validate, generate and write one take in the current file; render and save if asked."""
+) -> tuple[takes.TakeResult, tuple[str, int, float] | None]:
+    """Validate, generate and write one take in the current file; render and save if asked.
+
+    Returns the take and, when rendered, (movie path, frames, seconds spent rendering)."""
     scene = bpy.context.scene
     if scene is None:
         raise InputError("the file has no scene to animate; open a .blend file with a scene")
@@ -245,10 +249,12 @@ def run_request(
         camera = review.review_camera(scene, obj, request.resolution)
         title = f"DualFace \u00b7 {meta['clip']} \u00b7 {request.emotion} {round(100 * request.intensity)}%"
         review_scene = review.build_review(scene, meta, captions=request.captions, camera=camera, title=title)
+        render_started = time.perf_counter()
         review.render_review(review_scene, scene, request.render, request.resolution, request.render_engine)
         if not Path(request.render).is_file():
             raise InputError(f"Blender did not write {request.render}; check that the folder is writable")
-        rendered = request.render
+        frames = review_scene.frame_end - review_scene.frame_start + 1
+        rendered = (request.render, frames, time.perf_counter() - render_started)
     if request.save:
         bpy.ops.wm.save_as_mainfile(filepath=str(Path(request.save).resolve()), copy=True)
     return result, rendered

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from typing import cast
 
 import bpy
 
@@ -62,6 +63,7 @@ def build_review(
 
     `camera` overrides the scene's camera for the review only; `title` adds a small title line."""
     review = review_scene_for(scene)
+    assert review is not None  # create=True
     strips = sequencer.strips_of(review)
     for strip in list(strips):
         strips.remove(strip)
@@ -137,6 +139,20 @@ def fit_captions(review: bpy.types.Scene) -> None:
             strip.font_size = max(8, int(round(height * share)))
 
 
+def _interface_font():
+    """Blender's own proportional UI font (Inter); a text strip without a font uses a monospace one."""
+    from pathlib import Path
+
+    folder = bpy.utils.system_resource("DATAFILES", path="fonts")
+    path = Path(folder) / "Inter.woff2" if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return bpy.data.fonts.load(str(path), check_existing=True)
+    except (RuntimeError, OSError):
+        return None
+
+
 def _anchor(strip, horizontal: str, vertical: str) -> None:
     if hasattr(strip, "anchor_x"):
         strip.anchor_x, strip.anchor_y = horizontal, vertical
@@ -146,6 +162,7 @@ def _anchor(strip, horizontal: str, vertical: str) -> None:
 
 def _legible(strip, box_alpha: float) -> None:
     """A dark outline and a translucent box keep text readable on any frame."""
+    strip.font = _interface_font()
     strip.use_box = True
     strip.box_color = (0.0, 0.0, 0.0, box_alpha)
     if hasattr(strip, "box_margin"):
@@ -267,7 +284,7 @@ def add_portrait_lights(scene: bpy.types.Scene, target: bpy.types.Object) -> lis
     lights = []
     for label, side, rise, power in (("Key", -1.0, 0.6, 60.0), ("Fill", 1.0, 0.1, 20.0)):
         name = f"DF {label} Light - {target.name}"[:63]
-        data = bpy.data.lights.new(name, type="AREA")
+        data = cast(bpy.types.AreaLight, bpy.data.lights.new(name, type="AREA"))
         data.energy = power * reach * reach  # W: keeps the face's exposure independent of its size
         data.size = reach * 0.8
         light = bpy.data.objects.new(name, data)
@@ -343,13 +360,15 @@ def render_review(
     if hasattr(settings, "media_type"):  # Blender 5.0 splits images from video
         settings.media_type = "VIDEO"
     settings.file_format = "FFMPEG"
-    render.ffmpeg.format = "MPEG4"
-    render.ffmpeg.codec = "H264"
-    render.ffmpeg.constant_rate_factor = "HIGH"
-    render.ffmpeg.ffmpeg_preset = "REALTIME"  # the encoder is a rounding error next to the renderer
-    render.ffmpeg.audio_codec = "AAC"
-    render.ffmpeg.audio_channels = "MONO"
-    render.ffmpeg.audio_bitrate = 128
+    ffmpeg = render.ffmpeg
+    assert ffmpeg is not None  # always present on a scene's render settings
+    ffmpeg.format = "MPEG4"
+    ffmpeg.codec = "H264"
+    ffmpeg.constant_rate_factor = "HIGH"
+    ffmpeg.ffmpeg_preset = "REALTIME"  # the encoder is a rounding error next to the renderer
+    ffmpeg.audio_codec = "AAC"
+    ffmpeg.audio_channels = "MONO"
+    ffmpeg.audio_bitrate = 128
     render.use_sequencer = True
     render.use_motion_blur = False
     render.filepath = filepath
@@ -389,8 +408,10 @@ def apply_preview_look(
         changes.set(render, "resolution_y", resolution[1])
         changes.set(render, "resolution_percentage", 100)
     changes.set(render, "use_motion_blur", False)
-    changes.set(scene.display, "render_aa", PREVIEW_AA)
-    shading = scene.display.shading
+    display = scene.display
+    assert display is not None  # always present on a scene
+    changes.set(display, "render_aa", PREVIEW_AA)
+    shading = display.shading
     for name, value in (
         ("light", "STUDIO"),
         ("studio_light", "Default"),  # soft, even key and fill
@@ -440,7 +461,7 @@ def _backdrop_world() -> bpy.types.World:
     if world.node_tree is not None:
         background = next((n for n in world.node_tree.nodes if n.type == "BACKGROUND"), None)
         if background is not None:  # EEVEE sees the same backdrop
-            background.inputs["Color"].default_value = (*BACKDROP_COLOUR, 1.0)
+            background.inputs["Color"].default_value = (*BACKDROP_COLOUR, 1.0)  # type: ignore[attr-defined]
     return world
 
 
@@ -453,5 +474,5 @@ def _set_standard_view(scene) -> None:
 
 
 def _eevee_id() -> str:
-    items = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
+    items = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()  # type: ignore[attr-defined]
     return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in items else "BLENDER_EEVEE"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# One face region per line; the formatter would split this into 52 lines.
+# fmt: off
 ARKIT_NAMES: tuple[str, ...] = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
     "eyeSquintLeft", "eyeWideLeft",
@@ -19,6 +21,7 @@ ARKIT_NAMES: tuple[str, ...] = (
     "noseSneerLeft", "noseSneerRight",
     "tongueOut",
 )
+# fmt: on
 assert len(ARKIT_NAMES) == 52
 ARKIT_INDEX: dict[str, int] = {name: i for i, name in enumerate(ARKIT_NAMES)}
 

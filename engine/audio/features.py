@@ -92,7 +92,7 @@ def _window() -> np.ndarray:
     return np.pad(hann, (left, N_FFT - WIN_LENGTH - left)).astype(np.float32)
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / (200.0 / 3)

@@ -145,6 +145,8 @@ def ring_step_index(t: int, window: int) -> int:
 class LocalSelfAttention(nn.Module):
     """Multi-head self-attention over a band [i-left, i+right] with a fused q/k/v projection."""
 
+    slopes: Tensor  # [H] ALiBi slopes (a non-persistent buffer)
+
     def __init__(self, dim: int, heads: int, left: int, right: int, alibi: bool = True) -> None:
         super().__init__()
         self.heads, self.head_dim = heads, dim // heads

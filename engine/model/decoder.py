@@ -14,7 +14,9 @@ memory bounded by the window).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,8 @@ from engine.model.vertex_layers import vertex_linear, zero_output_
 
 class AlignedCrossAttention(nn.Module):
     """Frame t attends audio frames within +-radius of t, penalised by distance (ALiBi slopes)."""
+
+    slopes: Tensor  # [H] ALiBi slopes (a non-persistent buffer)
 
     def __init__(self, dim: int, heads: int, radius: int) -> None:
         super().__init__()
@@ -169,16 +173,17 @@ class FaceDecoder(nn.Module):
         b, t, _ = audio_feat.shape
         if audio_valid is None:
             audio_valid = torch.ones(b, t, dtype=torch.bool, device=audio_feat.device)
-        first = self.layers[0]
+        layers = cast(Sequence[DecoderLayer], self.layers)  # nn.ModuleList only promises Modules
+        first = layers[0]
         window = self.cfg.decoder_window
         return DecoderState(
             t=0,
             n_frames=t,
             condition=condition,
-            cross=[layer.cross_attn.precompute(audio_feat, audio_valid) for layer in self.layers],
+            cross=[layer.cross_attn.precompute(audio_feat, audio_valid) for layer in layers],
             cross_bias=first.cross_attn.distance_bias(audio_feat),
             self_bias=ring_bias_table(first.self_attn.slopes.to(audio_feat.dtype), window),
-            caches=[layer.self_attn.new_cache(b, audio_feat) for layer in self.layers],
+            caches=[layer.self_attn.new_cache(b, audio_feat) for layer in layers],
             previous=None,
         )
 
@@ -193,7 +198,8 @@ class FaceDecoder(nn.Module):
             inp = state.previous
         x = self.in_proj(inp) + state.condition[:, t]
         self_bias = state.self_bias[ring_step_index(t, self.cfg.decoder_window)]
-        for layer, cache, (k_pad, v_pad, mask_pad) in zip(self.layers, state.caches, state.cross):
+        layers = cast(Sequence[DecoderLayer], self.layers)  # nn.ModuleList only promises Modules
+        for layer, cache, (k_pad, v_pad, mask_pad) in zip(layers, state.caches, state.cross):
             x = x + layer.self_attn.step(layer.norm1(x), cache, t, self_bias)
             x = x + layer.cross_attn.step(layer.norm2(x), k_pad, v_pad, mask_pad, state.cross_bias, t)
             x = x + layer.ff(layer.norm3(x))

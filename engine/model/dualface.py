@@ -194,15 +194,17 @@ class DualFace(nn.Module):
         passes = 1 if tf_prob >= 1.0 else max(2, cfg.sampling_passes)
         grad = torch.is_grad_enabled()
         inputs = motion_feat
-        pred = arkit = None
+        pred: Tensor | None = None
+        arkit: Tensor | None = None
         for k in range(passes):
             with torch.set_grad_enabled(grad and k == passes - 1):  # earlier passes only feed inputs
-                if k > 0:
+                if pred is not None:  # every pass after the first mixes in the previous prediction
                     use_gt = torch.rand(b, t, 1, 1, device=gt.device) < tf_prob
                     inputs = self.motion_encoder(torch.where(use_gt, gt, pred.detach()))
                 pred, arkit = self.decoder(
                     self.decoder.shift_inputs(inputs), condition, audio_feat, audio_valid
                 )
+        assert pred is not None and arkit is not None  # passes >= 1
 
         lip_pred = self._judge_lips(pred, frame_valid) if cfg.dual_task else None
         return {

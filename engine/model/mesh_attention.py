@@ -18,6 +18,8 @@ flattened offsets, FaceFormer's motion encoder.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -100,6 +102,10 @@ class MotionEncoderState:
 
 
 class MeshAttentionEncoder(nn.Module):
+    patch_labels: Tensor  # [V] patch of each vertex (buffers)
+    gather_index: Tensor  # [P,M] vertex indices per patch, V = padding
+    gather_mask: Tensor  # [P,M] True for real vertices
+
     def __init__(self, cfg: ModelConfig, patch_labels: np.ndarray) -> None:
         super().__init__()
         labels = np.asarray(patch_labels, dtype=np.int64)
@@ -152,18 +158,20 @@ class MeshAttentionEncoder(nn.Module):
         return self.norm(x)
 
     def start(self, batch: int, like: Tensor) -> MotionEncoderState:
-        if not len(self.time):
+        time_layers = cast(Sequence[LocalTransformerLayer], self.time)  # ModuleList only promises Modules
+        if not len(time_layers):
             return MotionEncoderState([])
-        window = self.time[0].attn.left + 1
-        table = ring_bias_table(self.time[0].attn.slopes.to(like.dtype), window)
-        return MotionEncoderState([layer.new_cache(batch, like) for layer in self.time], table, window)
+        window = time_layers[0].attn.left + 1
+        table = ring_bias_table(time_layers[0].attn.slopes.to(like.dtype), window)
+        return MotionEncoderState([layer.new_cache(batch, like) for layer in time_layers], table, window)
 
     def step(self, offsets_t: Tensor, state: MotionEncoderState) -> Tensor:
         """One new frame [B,V,3] -> its embedding [B,d_model], reusing cached history."""
         x = self.encode_frames(offsets_t)
         if state.bias_table is not None:
             bias = state.bias_table[ring_step_index(state.t, state.window)]
-            for layer, cache in zip(self.time, state.caches):
+            time_layers = cast(Sequence[LocalTransformerLayer], self.time)  # ModuleList only promises Modules
+            for layer, cache in zip(time_layers, state.caches):
                 x = layer.step(x, cache, state.t, bias)
         state.t += 1
         return self.norm(x)

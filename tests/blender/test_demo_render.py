@@ -166,3 +166,27 @@ def test_camera_check_rejects_a_hidden_or_tiny_face_and_accepts_a_portrait(scene
     bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, 0.0, 0.0))  # swallows the face
     assert not review.camera_sees(scene, portrait, head, (640, 480))
     assert free_location(scene)[0] >= 1.5  # a new head would go beside the cube, not inside it
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_empty_scene_without_a_head_to_add_is_refused_and_changes_nothing(
+    scene, audio, tmp_path, capsys, batch
+):
+    import bpy
+
+    from blender_addon import headless
+
+    bpy.ops.wm.read_homefile()
+    before = sorted(o.name for o in bpy.data.objects)
+    if batch:
+        jobs = tmp_path / "jobs.json"
+        jobs.write_text(
+            json.dumps([{"audio": str(audio), "add_head": True}, {"audio": str(audio), "object": "Cube"}])
+        )
+        argv = ["animate", "--batch", str(jobs), "--empty-scene"]
+    else:
+        argv = ["animate", "--audio", str(audio), "--object", "Cube", "--empty-scene"]
+    assert headless.main(argv) == 2
+    message = capsys.readouterr().err
+    assert "--empty-scene" in message and ("add --add-head" in message or "job 2" in message)
+    assert sorted(o.name for o in bpy.data.objects) == before  # the startup file was not replaced
