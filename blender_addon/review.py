@@ -87,23 +87,30 @@ def build_review(
 
 
 def add_caption_strips(review: bpy.types.Scene, take_meta: dict, start: int) -> int:
+    """One text strip per caption. A caption that runs into the next one ends where the next
+    begins, as subtitles do; only captions that start together stack (a second line above)."""
     fps = float(take_meta["fps"])
-    count = 0
-    last_end = {3: -math.inf, 4: -math.inf}
+    spans = []
     for caption in take_meta["captions"]:
-        if not caption["text"].strip():
-            continue
-        first = start + int(round(caption["start"] * fps))
-        length = max(1, int(round((caption["end"] - caption["start"]) * fps)))
-        channel = 3 if last_end[3] <= first else 4  # overlapping captions stack instead of colliding
-        last_end[channel] = first + length
+        if caption["text"].strip():
+            first = start + int(round(caption["start"] * fps))
+            last = max(first + 1, start + int(round(caption["end"] * fps)))  # exclusive
+            spans.append([first, last, caption])
+    spans.sort(key=lambda span: span[0])
+    for current, following in zip(spans, spans[1:]):
+        if current[0] < following[0] < current[1]:
+            current[1] = following[0]
+    last_end = {3: -math.inf, 4: -math.inf}
+    for count, (first, last, caption) in enumerate(spans, 1):
+        channel = 3 if last_end[3] <= first else 4
+        last_end[channel] = last
         strip = sequencer.add_text(
             review,
-            f"caption {count + 1}",
+            f"caption {count}",
             caption_label(caption["text"], caption["sync"]),
             channel,
             first,
-            length,
+            last - first,
         )
         strip[ROLE_KEY] = "caption"
         strip.color = sync_colour(caption["sync"])
@@ -111,9 +118,8 @@ def add_caption_strips(review: bpy.types.Scene, take_meta: dict, start: int) -> 
         _anchor(strip, "CENTER", "BOTTOM")
         strip.wrap_width = 0.92
         _legible(strip, box_alpha=0.62)
-        count += 1
     fit_captions(review)
-    return count
+    return len(spans)
 
 
 def add_title_strip(review: bpy.types.Scene, title: str, start: int, length: int):

@@ -1,6 +1,8 @@
 """Train a DualFace model on a dataset folder.
 
     python -m engine.train --data DIR --config configs/default.json --out runs/NAME
+    python -m engine.train --data DIR --config configs/finetune_captions.json --out runs/NAME \
+        --init runs/default/best.safetensors --max-minutes 30
     torchrun --nproc_per_node 2 -m engine.train --data DIR --config FILE --out runs/NAME
 
 See docs/readme/training.md for configs, ablations and the time-budget mode.
@@ -24,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, type=Path, help="training config JSON (configs/*.json)")
     parser.add_argument("--out", type=Path, help="run folder (default runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="fine-tune this checkpoint (.safetensors): its architecture and weights, a fresh optimizer "
+        "and schedules; the config may change only loss weights, dropout and sampling_passes",
+    )
     parser.add_argument("--seed", type=int, default=0, help="same seed, same data and epochs -> same losses")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--max-minutes", type=float, help="time budget; the schedules follow the budget")
@@ -36,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.init is not None and args.resume:
+        parser.error("--init starts a new run from a checkpoint and --resume continues one; use only one")
     try:
         config = TrainConfig.load(args.config)
         out = args.out if args.out is not None else Path("runs") / config.name
@@ -53,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             stop_after=args.stop_after,
             progress=not args.no_progress,
+            init=args.init,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -292,3 +292,113 @@ def test_clip_dataset_crops_and_caches_features(tiny_data, monkeypatch):
     # real captures have no style: the neutral speaker
     clips[0].meta = {}
     assert np.array_equal(style_vector(clips[0]), SpeakerStyle().as_vector())
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning from a checkpoint (--init) and the decoder input schedule
+
+
+def _tiny_config(**changes) -> TrainConfig:
+    data = json.loads(TINY_CONFIG.read_text())
+    model = {**data.pop("model"), **changes.pop("model", {})}
+    return TrainConfig.from_dict({**data, "name": "tiny_finetune", "model": model, **changes})
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_init_starts_from_the_checkpoint_and_records_provenance(tiny_data, straight_run, tmp_path):
+    from engine.training.loop import build_model, train
+    from engine.weights import load_checkpoint, read_checkpoint_meta
+
+    source_path = straight_run[0] / "checkpoint.safetensors"
+    source = load_checkpoint(source_path).state_dict()
+    # an lr far below float32 resolution: whatever the run ends with is what it started from
+    config = _tiny_config(lr=1e-30, model={"w_audio_ctc": 1.0, "dropout": 0.2}, tf_schedule="autoregressive")
+    out = tmp_path / "finetune"
+    kwargs = dict(seed=3, device="cpu", progress=False)
+    train(tiny_data, config, out, init=source_path, stop_after=1, **kwargs)
+    train(tiny_data, config, out, resume=True, **kwargs)  # a resumed fine-tune needs no --init
+
+    tuned = load_checkpoint(out / "checkpoint.safetensors")
+    for name, tensor in tuned.state_dict().items():
+        assert torch.allclose(tensor, source[name], rtol=0, atol=1e-20), name
+    scratch = build_model(config, np.zeros((468, 3), np.float32)).state_dict()
+    assert any(not torch.allclose(scratch[k], source[k]) for k in source if source[k].is_floating_point())
+    assert tuned.cfg.w_audio_ctc == 1.0 and tuned.cfg.dropout == 0.2  # loss settings from the config
+    assert tuned.cfg.d_model == 32  # architecture from the checkpoint
+
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "step"]
+    assert steps[0]["step"] == 1  # a fresh schedule, not the source run's step count
+    assert steps[0]["lr"] == pytest.approx(1e-30 / config.warmup_steps)  # warmup starts again
+    assert {r["tf_prob"] for r in steps} == {0.0}  # autoregressive from the first step
+
+    expected = {"path": str(source_path), "sha256": _sha256(source_path), "run": "tiny", "epoch": 2}
+    saved_config = json.loads((out / "config.json").read_text())
+    for where in (
+        saved_config["init"],
+        records[0]["init"],
+        read_checkpoint_meta(out / "checkpoint.safetensors")["extra"]["init"],  # written after --resume
+        read_checkpoint_meta(out / "best.safetensors")["extra"]["init"],
+    ):
+        assert {k: where[k] for k in expected} == expected
+
+
+def test_init_refuses_architecture_changes_and_resume(tiny_data, straight_run, tmp_path):
+    from engine.train import main
+    from engine.training.loop import train
+
+    source_path = straight_run[0] / "checkpoint.safetensors"
+    kwargs = dict(device="cpu", progress=False, init=source_path)
+    with pytest.raises(
+        ValueError, match=r"d_model=64 .* d_model=32; fine-tuning cannot change the architecture"
+    ):
+        train(tiny_data, _tiny_config(model={"d_model": 64}), tmp_path / "a", **kwargs)
+    with pytest.raises(ValueError, match="set mesh_attention to true at the top level"):
+        train(tiny_data, _tiny_config(mesh_attention=False), tmp_path / "b", **kwargs)
+    with pytest.raises(ValueError, match="--resume"):
+        train(tiny_data, _tiny_config(), straight_run[0], resume=True, **kwargs)
+    with pytest.raises(FileNotFoundError, match="--init"):
+        train(tiny_data, _tiny_config(), tmp_path / "c", device="cpu", init=tmp_path / "none.safetensors")
+    with pytest.raises(SystemExit):
+        main(["--data", str(tiny_data), "--config", str(TINY_CONFIG), "--out", str(straight_run[0])]
+             + ["--init", str(source_path), "--resume"])  # fmt: skip
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_decoder_input_schedules():
+    from engine.training.schedule import SelfGrowingSchedule, decoder_input_schedule
+
+    autoregressive = decoder_input_schedule("autoregressive", 0.25, 1.0)
+    assert [autoregressive.tf_prob(n) for n in (0.0, 0.5, 1.0)] == [0.0, 0.0, 0.0]
+    forced = decoder_input_schedule("teacher_forcing", 0.25, 1.0)
+    assert [forced.tf_prob(n) for n in (0.0, 0.5, 1.0)] == [1.0, 1.0, 1.0]
+    growing = decoder_input_schedule("self_growing", 0.25, 4.0)
+    assert growing == SelfGrowingSchedule.from_fraction(0.25, 4.0)
+    # the older switch keeps its meaning; the new key defaults to today's behaviour
+    assert TrainConfig().decoder_schedule == "self_growing"
+    assert TrainConfig(teacher_forcing_only=True).decoder_schedule == "teacher_forcing"
+    assert TrainConfig(tf_schedule="autoregressive").decoder_schedule == "autoregressive"
+    with pytest.raises(ValueError, match="contradicts tf_schedule 'autoregressive'"):
+        TrainConfig(teacher_forcing_only=True, tf_schedule="autoregressive")
+    with pytest.raises(ValueError, match="tf_schedule must be one of"):
+        TrainConfig(tf_schedule="scheduled")
+    for name, schedule in (("finetune_captions", "autoregressive"), ("finetune_baseline", "teacher_forcing")):
+        config = TrainConfig.load(TINY_CONFIG.parent / f"{name}.json")
+        assert config.decoder_schedule == schedule and config.lr == 3e-4 and config.warmup_steps == 50
+
+
+def test_resume_accepts_a_run_saved_before_a_config_key_existed(tmp_path):
+    from engine.training.loop import _check_out_dir
+
+    saved = TrainConfig().to_dict()
+    del saved["tf_schedule"]
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "init": {"path": "x", "sha256": "y"}}))
+    (tmp_path / "state.pt").write_bytes(b"")
+    _check_out_dir(tmp_path, TrainConfig(), resume=True)
+    with pytest.raises(ValueError, match="tf_schedule"):
+        _check_out_dir(tmp_path, TrainConfig(tf_schedule="autoregressive"), resume=True)

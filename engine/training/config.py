@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from engine.training.schedule import TF_SCHEDULES
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -34,6 +36,9 @@ class TrainConfig:
     precision: str = "auto"  # CUDA only; CPU always trains in fp32
     # self-growing schedule: theta = tf_theta_fraction * N
     tf_theta_fraction: float = 0.25
+    # decoder input during training: "self_growing" (the curve above), "teacher_forcing" (ground truth
+    # throughout) or "autoregressive" (own predictions from the first step; for fine-tuning)
+    tf_schedule: str = "self_growing"
     # ablation switches
     teacher_forcing_only: bool = False
     dual_task: bool = True  # lip reading + its losses
@@ -52,6 +57,14 @@ class TrainConfig:
             problems.append(f"lr must be > 0 (got {self.lr})")
         if not 0.0 <= self.tf_theta_fraction <= 1.0:
             problems.append(f"tf_theta_fraction must be in [0, 1] (got {self.tf_theta_fraction})")
+        if self.tf_schedule not in TF_SCHEDULES:
+            problems.append(
+                f"tf_schedule must be one of {', '.join(TF_SCHEDULES)} (got {self.tf_schedule!r})"
+            )
+        elif self.teacher_forcing_only and self.tf_schedule not in ("self_growing", "teacher_forcing"):
+            problems.append(
+                f"teacher_forcing_only: true contradicts tf_schedule {self.tf_schedule!r}; keep one of them"
+            )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             problems.append(f"min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
         if self.precision not in PRECISIONS:
@@ -86,6 +99,11 @@ class TrainConfig:
             raise ValueError(f"config {path} must hold a JSON object")
         data.setdefault("name", path.stem)
         return cls.from_dict(data)
+
+    @property
+    def decoder_schedule(self) -> str:
+        """The effective `tf_schedule`: the older switch `teacher_forcing_only` still means teacher forcing."""
+        return "teacher_forcing" if self.teacher_forcing_only else self.tf_schedule
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""The training loop: AdamW with warmup + cosine LR, the self-growing schedule, checkpoints, resume.
+"""The training loop: AdamW with warmup + cosine LR, the self-growing schedule, checkpoints, resume,
+and fine-tuning from a checkpoint (`init`).
 
 Progress is measured either in epochs (config `epochs`) or, with a time budget, in the share of the
 budget spent, so two runs given the same minutes follow the same LR and teacher-forcing curves.
@@ -7,6 +8,7 @@ Only rank 0 writes; every rank takes rank 0's decision on when to stop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -35,7 +37,7 @@ from engine.training.distributed import (
     mean_over_ranks,
     shutdown,
 )
-from engine.training.schedule import SelfGrowingSchedule
+from engine.training.schedule import decoder_input_schedule
 
 STATE_FILE = "state.pt"
 LAST_WEIGHTS = "checkpoint.safetensors"
@@ -64,13 +66,96 @@ def model_settings(config: TrainConfig, n_vertices: int) -> dict:
             f"unknown model settings {unknown}; ModelConfig fields are: {', '.join(sorted(known))}"
         )
     settings["n_vertices"] = n_vertices
-    for name in ("dual_task", "consistency", "mesh_attention", "emotion"):
+    for name in ABLATION_SWITCHES:
         if name in settings and settings[name] != getattr(config, name):
             raise ValueError(
                 f"set the ablation switch {name!r} at the top level of the config, not under model"
             )
         settings[name] = getattr(config, name)
     return settings
+
+
+ABLATION_SWITCHES = ("dual_task", "consistency", "mesh_attention", "emotion")
+# ModelConfig fields a fine-tune may change: they weigh or regularise the losses but leave every
+# parameter's shape and meaning alone (plus the w_* and infonce_* families, see `_finetunable`).
+FINETUNABLE_FIELDS = frozenset({"lip_weight", "dropout", "sampling_passes", "dual_task", "consistency"})
+
+
+def _finetunable(name: str) -> bool:
+    return name.startswith(("w_", "infonce_")) or name in FINETUNABLE_FIELDS
+
+
+def finetune_settings(config: TrainConfig, checkpoint: dict, n_vertices: int, init: str | Path) -> dict:
+    """ModelConfig fields for fine-tuning: the checkpoint's architecture with the config's loss settings.
+
+    Raises ValueError naming the first field the config would change that is not a loss setting."""
+    requested = model_settings(config, n_vertices)
+    settings = dict(checkpoint)
+    for name, value in requested.items():
+        if settings.get(name) == value:
+            continue
+        if _finetunable(name):
+            settings[name] = value
+        elif name == "n_vertices":
+            raise ValueError(
+                f"--init {init} was trained on a {checkpoint.get(name)}-vertex mesh but the data uses "
+                f"{n_vertices} vertices; fine-tune on data with the checkpoint's mesh"
+            )
+        else:
+            where = (
+                "at the top level of the config"
+                if name in ABLATION_SWITCHES
+                else "in the config's model section (or remove it there)"
+            )
+            raise ValueError(
+                f"--init {init}: the config sets {name}={json.dumps(value)} but the checkpoint was built with "
+                f"{name}={json.dumps(checkpoint.get(name))}; fine-tuning cannot change the architecture -- set "
+                f"{name} to {json.dumps(checkpoint.get(name))} {where}, or train from scratch without --init"
+            )
+    return settings
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def init_provenance(init: str | Path) -> dict:
+    """What a model card needs to cite the starting point: path, sha256 and the source run's position."""
+    from engine.weights import CheckpointError, read_checkpoint_meta
+
+    init = Path(init)
+    try:
+        extra = read_checkpoint_meta(init).get("extra") or {}
+    except CheckpointError as err:
+        raise ValueError(f"--init: {err}") from None
+    record = {"path": str(init), "sha256": _file_sha256(init)}
+    record.update({k: extra[k] for k in ("run", "epoch", "step", "data") if k in extra})
+    return record
+
+
+def build_finetune_model(config: TrainConfig, init: str | Path, n_vertices: int):
+    """A DualFace with the weights of `init`, its architecture, and the config's loss settings."""
+    from engine.model import DualFace, ModelConfig
+    from engine.weights import PATCH_LABELS_KEY, CheckpointError, load_checkpoint
+
+    try:
+        source = load_checkpoint(init)
+    except CheckpointError as err:
+        raise ValueError(f"--init: {err}") from None
+    settings = finetune_settings(config, source.cfg.to_dict(), n_vertices, init)
+    weights = source.state_dict()
+    labels = weights.get(PATCH_LABELS_KEY)
+    # rebuilt rather than edited in place: dropout and friends are fixed when the modules are made
+    model = DualFace(
+        ModelConfig.from_dict(settings),
+        patch_labels=labels.numpy().astype(np.int64) if labels is not None else None,
+    )
+    model.load_state_dict(weights)
+    return model.train()
 
 
 def build_model(config: TrainConfig, template: np.ndarray):
@@ -81,10 +166,13 @@ def build_model(config: TrainConfig, template: np.ndarray):
     return DualFace(ModelConfig.from_dict(model_settings(config, len(template))), template=template)
 
 
-def _has_unused_parameters(config: TrainConfig, clips: list[Clip]) -> bool:
-    """Heads without a loss (ablated terms, labels the data lacks) get no gradient; DDP must know."""
-    ablated = not (config.dual_task and config.consistency and config.emotion)
-    ablated |= any(value == 0 for name, value in config.model.items() if name.startswith("w_"))
+def _has_unused_parameters(model_cfg, clips: list[Clip]) -> bool:
+    """Heads without a loss (ablated terms, labels the data lacks) get no gradient; DDP must know.
+
+    Reads the model's own config: a fine-tune inherits loss weights its training config never names."""
+    settings = model_cfg.to_dict()
+    ablated = not (settings["dual_task"] and settings["consistency"] and settings["emotion"])
+    ablated |= any(value == 0 for name, value in settings.items() if name.startswith("w_"))
     return ablated or any(c.phones is None or c.arkit is None for c in clips)
 
 
@@ -154,6 +242,8 @@ def _check_out_dir(out: Path, config: TrainConfig, resume: bool) -> None:
         if not state.is_file():
             raise FileNotFoundError(f"--resume: {state} does not exist; start the run without --resume")
         saved = json.loads((out / CONFIG_FILE).read_text())
+        saved.pop("init", None)  # provenance of a fine-tune, not a setting
+        saved = TrainConfig.from_dict(saved).to_dict()  # keys added since the run started take defaults
         if saved != config.to_dict():
             changed = sorted(
                 k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k)
@@ -213,11 +303,13 @@ def train(
     threads: int | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    init: str | Path | None = None,
 ) -> dict:
     """Train (or continue) one run; returns the per-epoch log records of this invocation.
 
     `stop_after` ends this session after that many epochs (continue later with resume=True); unlike
     a smaller `epochs` it leaves the LR and teacher-forcing curves of the full run unchanged.
+    `init` fine-tunes a checkpoint: its weights and architecture, a fresh optimizer and schedules.
     """
     from engine.model import dual_losses
     from engine.weights import save_checkpoint
@@ -229,6 +321,14 @@ def train(
         raise ValueError(f"--stop-after must be >= 1, got {stop_after}")
     if max_minutes is not None and max_minutes <= 0:
         raise ValueError(f"--max-minutes must be > 0, got {max_minutes}")
+    if init is not None:
+        if resume:
+            raise ValueError(
+                "--init starts a new run from a checkpoint and --resume continues one; use only one "
+                "(a resumed fine-tune needs no --init)"
+            )
+        if not Path(init).is_file():
+            raise FileNotFoundError(f"--init {init} is not a file; pass a .safetensors checkpoint")
     if threads is not None:
         if threads < 1:
             raise ValueError(f"--threads must be >= 1, got {threads}")
@@ -248,13 +348,25 @@ def train(
             stop_after,
             dual_losses,
             save_checkpoint,
+            init,
         )
     finally:
         shutdown(ctx)
 
 
 def _train(
-    data, config, out, ctx, resume, seed, max_minutes, progress, stop_after, dual_losses, save_checkpoint
+    data,
+    config,
+    out,
+    ctx,
+    resume,
+    seed,
+    max_minutes,
+    progress,
+    stop_after,
+    dual_losses,
+    save_checkpoint,
+    init,
 ) -> dict:
     seed_everything(seed)
     train_clips = load_clips(data, config.train_split, required=True)
@@ -272,7 +384,14 @@ def _train(
     if not ctx.is_main:
         cache.warm(train_clips + val_clips)
 
-    model = build_model(config, train_clips[0].template).to(ctx.device)
+    if init is not None:
+        provenance = init_provenance(init)
+        model = build_finetune_model(config, init, next(iter(n_vertices))).to(ctx.device)
+    else:
+        provenance = None
+        if resume:  # a resumed fine-tune keeps citing its starting point
+            provenance = json.loads((out / CONFIG_FILE).read_text()).get("init")
+        model = build_model(config, train_clips[0].template).to(ctx.device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98))
     autocast, scaler = _autocast(ctx, config.precision)
 
@@ -289,7 +408,8 @@ def _train(
         _set_rng_state(state["rng"])
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        saved_config = config.to_dict() | ({"init": provenance} if provenance else {})
+        (out / CONFIG_FILE).write_text(json.dumps(saved_config, indent=2) + "\n")
         (out / LOG_FILE).unlink(missing_ok=True)  # left by a run that died before its first checkpoint
 
     net = model
@@ -297,7 +417,7 @@ def _train(
         net = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=_has_unused_parameters(config, train_clips),
+            find_unused_parameters=_has_unused_parameters(model.cfg, train_clips),
         )
 
     crop = config.crop_seconds if config.crop_seconds > 0 else None
@@ -323,10 +443,8 @@ def _train(
     steps_per_epoch = len(sampler)
     total_steps = max(1, steps_per_epoch * config.epochs)
     # In budget mode the schedule's unit is the whole budget (N = 1), see schedule.py.
-    schedule = SelfGrowingSchedule.from_fraction(
-        config.tf_theta_fraction,
-        1.0 if budget_s else float(config.epochs),
-        enabled=not config.teacher_forcing_only,
+    schedule = decoder_input_schedule(
+        config.decoder_schedule, config.tf_theta_fraction, 1.0 if budget_s else float(config.epochs)
     )
     log = _JsonlLog(out / LOG_FILE, ctx.is_main)
     if ctx.is_main and not resume:
@@ -341,6 +459,7 @@ def _train(
                 "n_val": len(val_clips),
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "max_minutes": max_minutes,
+                "init": provenance,
             }
         )
     elif ctx.is_main:
@@ -470,6 +589,8 @@ def _train(
                 "train_total": train_losses.get("total"),
                 "val_total": val_losses.get("total"),
             }
+            if provenance:
+                about["init"] = provenance
             save_checkpoint(model, out / LAST_WEIGHTS, extra_meta=about)
             if val_total < best_val:
                 best_val = val_total

@@ -13,6 +13,10 @@ and p the per-frame probability of feeding the ground-truth previous frame inste
 own prediction. At n = (N + theta) / 2 the cosine reaches 0, so the curve is continuous; the result is
 clamped to [0, 1]. When training runs on a time budget, n and N are measured in "budget epochs":
 n = N * elapsed / budget, so runs with the same budget follow the same curve.
+
+Fine-tuning a trained model may skip the curve: `decoder_input_schedule` also gives plain teacher
+forcing (the FaceFormer baseline) and a fully autoregressive decoder (tf_prob 0 from the first step,
+as at inference), chosen by the config key `tf_schedule`.
 """
 
 from __future__ import annotations
@@ -56,3 +60,30 @@ class SelfGrowingSchedule:
             return 0.0
         p = math.cos(math.pi * (epoch - self.theta) / (self.total - self.theta))
         return min(1.0, max(0.0, p))
+
+
+TF_SCHEDULES = ("self_growing", "teacher_forcing", "autoregressive")
+
+
+@dataclass(frozen=True)
+class FixedTeacherForcing:
+    """The same teacher-forcing probability throughout: 0 trains the decoder exactly as it runs at
+    inference, which only makes sense for a model that already predicts well (fine-tuning)."""
+
+    p: float
+
+    def tf_prob(self, epoch: float) -> float:
+        return self.p
+
+
+def decoder_input_schedule(
+    kind: str, theta_fraction: float, total: float
+) -> SelfGrowingSchedule | FixedTeacherForcing:
+    """The schedule named by the config key `tf_schedule` (one of TF_SCHEDULES)."""
+    if kind == "self_growing":
+        return SelfGrowingSchedule.from_fraction(theta_fraction, total)
+    if kind == "teacher_forcing":
+        return SelfGrowingSchedule.from_fraction(theta_fraction, total, enabled=False)
+    if kind == "autoregressive":
+        return FixedTeacherForcing(0.0)
+    raise ValueError(f"tf_schedule must be one of {', '.join(TF_SCHEDULES)} (got {kind!r})")

@@ -190,3 +190,27 @@ def test_empty_scene_without_a_head_to_add_is_refused_and_changes_nothing(
     message = capsys.readouterr().err
     assert "--empty-scene" in message and ("add --add-head" in message or "job 2" in message)
     assert sorted(o.name for o in bpy.data.objects) == before  # the startup file was not replaced
+
+
+def test_overlapping_captions_follow_each_other_and_only_simultaneous_ones_stack(scene, audio):
+    from blender_addon import review
+
+    captions = [  # seconds at 30 fps from frame 1: the lip reader's spans may overlap
+        {"start": 0.0, "end": 0.5, "text": "one", "sync": 0.9},
+        {"start": 0.4, "end": 0.8, "text": "two", "sync": 0.2},
+        {"start": 0.4, "end": 0.6, "text": "also", "sync": 0.6},
+        {"start": 0.9, "end": 0.9, "text": "blink", "sync": 0.6},
+        {"start": 0.95, "end": 1.0, "text": " ", "sync": 0.6},
+    ]
+    meta = {"start_frame": 1, "frame_end": 30, "fps": 30.0, "audio": str(audio), "captions": captions}
+    view = review.build_review(scene, meta, captions=True)
+    strips = {
+        s.text.split()[0]: s for s in view.sequence_editor.strips_all if s.get("dualface_role") == "caption"
+    }
+    assert sorted(strips) == ["also", "blink", "one", "two"]  # blank captions get no strip
+    span = {k: (s.frame_final_start, s.frame_final_end, s.channel) for k, s in strips.items()}
+    assert span["one"] == (1, 13, 3)  # cut where "two" begins instead of running under it
+    assert span["two"][:2] == (13, 25) and span["also"][:2] == (13, 19)
+    assert (span["two"][2], span["also"][2]) == (3, 4)  # the two that start together stack
+    assert span["blink"][1] - span["blink"][0] == 1  # a zero-length caption still shows for a frame
+    assert strips["also"].location[1] > strips["two"].location[1]  # a second line, above the first
