@@ -189,7 +189,9 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
     if prepared.captions:
         meta = takes.take_metadata(bpy.data.actions[result.action])
         if meta is not None:  # always: the take was just written with its metadata
-            review.build_review(scene, meta, captions=True)
+            resolution = (scene.render.resolution_x, scene.render.resolution_y)
+            camera = review.review_camera(scene, obj, resolution)  # the review must show the face
+            review.build_review(scene, meta, captions=True, camera=camera)
     return result
 
 
