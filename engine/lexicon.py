@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.metrics import edit_distance  # one Levenshtein for captions and evaluation
 from engine.phonemes import PHONE_ID, SILENCE, VOWELS
 
 LEXICON_PATH = Path(__file__).resolve().parent / "assets" / "lexicon_en.txt"
@@ -32,17 +33,6 @@ class WordMatch:
     start: int  # index of the first phone it covers
     end: int  # one past the last phone
     distance: int  # phone edits between the span and the word's pronunciation
-
-
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance over phone symbols."""
-    previous = list(range(len(b) + 1))
-    for i, pa in enumerate(a, start=1):
-        current = [i] + [0] * len(b)
-        for j, pb in enumerate(b, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (pa != pb))
-        previous = current
-    return previous[-1]
 
 
 class Lexicon:
