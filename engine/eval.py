@@ -17,7 +17,6 @@ names a file for the dataset's mesh; PER and closures need timed phones, which r
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import shlex
@@ -41,6 +40,7 @@ from engine.metrics import (
     lve,
 )
 from engine.training.batches import MelCache, emotion_cond, phone_labels, style_vector
+from engine.weights import file_sha256
 
 MM2 = 1e6  # m^2 -> mm^2
 MASK_KEYS = ("lips", "upper_face", "eyes_forehead")  # LVE, FDD, EVE regions
@@ -351,14 +351,6 @@ def format_table(report: dict) -> str:
     ]
     notes = sorted({note for result in report["splits"].values() for note in result.get("skipped", [])})
     return "\n".join([render[0], "-" * len(render[0]), *render[1:], *(f"note: {n}" for n in notes)])
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run(

@@ -47,9 +47,10 @@ def default_weights_path() -> Path:
     return Path(env).expanduser() if env else DEFAULT_WEIGHTS
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB pieces (checkpoints, provenance records)."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -99,7 +100,7 @@ def save_checkpoint(
     save_file(tensors, str(tmp), metadata=metadata)
     sidecar = {
         "file": path.name,
-        "sha256": _file_sha256(tmp),
+        "sha256": file_sha256(tmp),
         "bytes": tmp.stat().st_size,
         "payload_sha256": payload,
         "format": FORMAT,
@@ -142,7 +143,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
             f"{path} is {size} bytes but {sidecar_path(path).name} records {sidecar.get('bytes')}: the file is "
             f"truncated or was replaced; download or copy it again"
         )
-    if sidecar is not None and _file_sha256(path) != sidecar.get("sha256"):
+    if sidecar is not None and file_sha256(path) != sidecar.get("sha256"):
         raise CheckpointError(
             f"sha256 of {path} does not match {sidecar_path(path).name}: the file is corrupt or was changed; "
             "download or copy it again (or re-save it with engine.weights.save_checkpoint)"

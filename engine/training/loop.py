@@ -8,7 +8,6 @@ Only rank 0 writes; every rank takes rank 0's decision on when to stop.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -38,6 +37,7 @@ from engine.training.distributed import (
     shutdown,
 )
 from engine.training.schedule import decoder_input_schedule
+from engine.weights import file_sha256
 
 STATE_FILE = "state.pt"
 LAST_WEIGHTS = "checkpoint.safetensors"
@@ -115,14 +115,6 @@ def finetune_settings(config: TrainConfig, checkpoint: dict, n_vertices: int, in
     return settings
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def init_provenance(init: str | Path) -> dict:
     """What a model card needs to cite the starting point: path, sha256 and the source run's position."""
     from engine.weights import CheckpointError, read_checkpoint_meta
@@ -132,7 +124,7 @@ def init_provenance(init: str | Path) -> dict:
         extra = read_checkpoint_meta(init).get("extra") or {}
     except CheckpointError as err:
         raise ValueError(f"--init: {err}") from None
-    record = {"path": str(init), "sha256": _file_sha256(init)}
+    record = {"path": str(init), "sha256": file_sha256(init)}
     record.update({k: extra[k] for k in ("run", "epoch", "step", "data") if k in extra})
     return record
 
