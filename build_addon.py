@@ -21,16 +21,30 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from engine.request import DEFAULT_WEIGHTS
+
 ROOT = Path(__file__).resolve().parent
 ADDON_DIR = ROOT / "blender_addon"
 ENGINE_DIR = ROOT / "engine"
 MANIFEST = ROOT / "blender_manifest.toml"
-DEFAULT_WEIGHTS = ROOT / "weights" / "dualface.safetensors"
 WHEEL_DIST_NAME = "dualface_engine"
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo", ".partial"}
 # Fixed timestamp: the same sources give byte-identical archives.
 _DATE = (2026, 1, 1, 0, 0, 0)
+
+
+# What an in-process take in a stock Blender (numpy only) loads from the wheel: checked in every build.
+NUMPY_RUNTIME_FILES = (
+    "engine/api.py",
+    "engine/numpy_runtime/runtime.py",
+    "engine/numpy_runtime/network.py",
+    "engine/numpy_runtime/decode.py",
+    "engine/numpy_runtime/safetensors.py",
+    "engine/audio/stock_io.py",
+    "engine/inference/chunking.py",
+    "engine/assets/lexicon_en.txt",
+)
 
 
 class BuildError(RuntimeError):
@@ -80,6 +94,11 @@ def build_engine_wheel(version: str, out_dir: Path) -> Path:
             b"Wheel-Version: 1.0\nGenerator: dualface build_addon\n"
             b"Root-Is-Purelib: true\nTag: py3-none-any\n",
         )
+        missing = [name for name in NUMPY_RUNTIME_FILES if not (ROOT / name).is_file()]
+        if missing:
+            raise BuildError(
+                f"the engine wheel would lack {missing}: the numpy runtime cannot run without them"
+            )
         add(archive, f"{dist_info}/top_level.txt", b"engine\n")
         records.append(f"{dist_info}/RECORD,,")
         _write(archive, f"{dist_info}/RECORD", ("\n".join(records) + "\n").encode())

@@ -94,6 +94,33 @@ def write_curves(
     Bezier handles would only add overshoot.
     """
     fcurves, group = fcurve_collection(owner, action)
+    return _write_points(fcurves, group, frames, {(path, 0): values for path, values in channels.items()})
+
+
+def layer_action(owner: bpy.types.ID, name: str) -> tuple[bpy.types.Action, object]:
+    """A fresh action with a slot for `owner`, for an NLA strip; nothing is assigned to `owner`."""
+    action = bpy.data.actions.new(name)
+    if not uses_layered_actions(action):
+        action.id_root = owner.id_type  # type: ignore[attr-defined]  # 4.2/4.3 only
+        return action, None
+    return action, action.slots.new(id_type=owner.id_type, name=owner.name)
+
+
+def write_layer_curves(
+    action: bpy.types.Action, slot, frames: np.ndarray, channels: dict[tuple[str, int], np.ndarray]
+) -> int:
+    """Key `(data_path, index) -> values[t]` at `frames[t]` into `action` (its `slot` on 4.4+)."""
+    if uses_layered_actions(action):
+        from bpy_extras import anim_utils
+
+        channelbag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+        group = channelbag.groups.new(GROUP_NAME)
+        return _write_points(channelbag.fcurves, group, frames, channels)
+    groups = action.groups  # type: ignore[attr-defined]  # 4.2/4.3
+    return _write_points(action.fcurves, groups.new(GROUP_NAME), frames, channels)  # type: ignore[attr-defined]
+
+
+def _write_points(fcurves, group, frames: np.ndarray, channels: dict[tuple[str, int], np.ndarray]) -> int:
     frames = np.asarray(frames, dtype=np.float32)
     n = int(frames.shape[0])
     coordinates = np.empty((n, 2), dtype=np.float32)
@@ -102,8 +129,8 @@ def write_curves(
     linear = interpolation_rna.enum_items["LINEAR"].value
     interpolation = np.full(n, linear, dtype=np.int32)
     written = 0
-    for data_path, values in channels.items():
-        fcurve = fcurves.new(data_path, index=0)
+    for (data_path, index), values in channels.items():
+        fcurve = fcurves.new(data_path, index=index)
         fcurve.group = group
         points = fcurve.keyframe_points
         points.add(n)

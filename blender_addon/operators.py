@@ -13,6 +13,8 @@ import threading
 
 import bpy
 
+from engine.request import AnimateRequest, RequestError
+
 from . import engine_bridge, pipeline, preferences, review, takes
 from .head import add_head
 from .validation import InputError, check_audio
@@ -62,13 +64,22 @@ def prepare_from_panel(context) -> pipeline.Prepared:
     emotion, intensity = pipeline.scene_schedule(
         scene, start, audio.duration, settings.emotion.lower(), settings.intensity
     )
+    try:
+        request = AnimateRequest(
+            audio_path,
+            emotion=emotion,
+            intensity=intensity,
+            style=settings.style(),
+            layers=settings.layers(),
+            text=settings.script(),
+            language=settings.language.lower(),
+        )
+    except RequestError as error:
+        raise InputError(str(error)) from None
     return pipeline.prepare(
         scene,
         obj,
-        audio_path,
-        emotion=emotion,
-        intensity=intensity,
-        style=settings.style(),
+        request,
         start_frame=start,
         mode=settings.output_mode,
         captions=settings.captions,
@@ -202,7 +213,7 @@ class DUALFACE_OT_add_head(bpy.types.Operator):
         if context.mode != "OBJECT":
             self.report({"ERROR"}, "switch to Object Mode to add the DualFace head")
             return {"CANCELLED"}
-        obj = add_head(context.scene, location=tuple(context.scene.cursor.location))
+        obj = add_head(context.scene, location=tuple(context.scene.cursor.location), complete=True)
         context.scene.dualface.target = obj
         return {"FINISHED"}
 
@@ -256,11 +267,11 @@ classes = (
     DUALFACE_OT_restore_previous,
     DUALFACE_OT_open_review,
 )
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
 
 
 def unregister() -> None:
@@ -268,5 +279,4 @@ def unregister() -> None:
     if _job is not None:
         _job.cancel.set()
         _job = None
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bpy
 
+from engine.arkit import matching
+
 from . import engine_bridge, preferences, retargeting, review, takes, validation
-from .core import arkit_match
 
 
 class DUALFACE_PT_main(bpy.types.Panel):
@@ -27,6 +28,9 @@ class DUALFACE_PT_main(bpy.types.Panel):
         _draw_target_info(layout, obj, settings.output_mode)
         layout.operator("dualface.add_head", icon="USER")
         layout.prop(settings, "audio_path")
+        layout.prop(settings, "script_text")
+        layout.prop(settings, "script_block")
+        layout.prop(settings, "language")
         layout.prop(settings, "emotion")
         layout.prop(settings, "intensity")
         layout.prop(settings, "output_mode")
@@ -39,6 +43,11 @@ class DUALFACE_PT_main(bpy.types.Panel):
         layout.label(text=f"Frame rate: {fps:g} fps (from the scene)")
         layout.prop(settings, "captions")
         layout.prop(settings, "show_overlay")
+        row = layout.row(heading="Layers")
+        for name in ("layer_blinks", "layer_gaze", "layer_head"):
+            row.prop(settings, name, toggle=True)
+        if settings.layer_gaze:
+            layout.prop(settings, "gaze_target")
 
         job = context.window_manager.dualface_job
         if job.running:
@@ -61,6 +70,8 @@ class DUALFACE_PT_main(bpy.types.Panel):
                 box.operator("dualface.open_review", icon="SEQUENCE")
         status = engine_bridge.describe(preferences.engine_settings(context))
         layout.label(text=f"Engine: {status}", icon="INFO")
+        if settings.script_text.strip() or settings.script_block is not None:
+            layout.label(text=_script_status(preferences.engine_settings(context)), icon="TEXT")
 
 
 class DUALFACE_PT_style(bpy.types.Panel):
@@ -85,13 +96,13 @@ def _draw_target_info(layout, obj, requested: str) -> None:
         return
     key = obj.data.shape_keys
     names = [b.name for b in key.key_blocks] if key else []
-    matched = arkit_match.match_arkit_keys(names, retargeting.arkit_overrides(obj))
+    matched = matching.match_arkit_keys(names, retargeting.arkit_overrides(obj))
     try:
-        mode = arkit_match.choose_mode(requested, matched)
+        mode = matching.resolve_output_mode(requested, matched)
     except ValueError:
         layout.label(text="No ARKit-named shape keys on this mesh", icon="ERROR")
         return
-    if mode == arkit_match.ARKIT:
+    if mode == matching.ARKIT:
         layout.label(text=f"ARKit keys: {len(matched)} of 52 matched", icon="SHAPEKEY_DATA")
     elif len(obj.data.vertices) == validation.template_vertex_count() or retargeting.can_retarget(obj):
         layout.label(text=f"Vertex mode ({len(obj.data.vertices)} vertices)", icon="MESH_DATA")
@@ -100,13 +111,20 @@ def _draw_target_info(layout, obj, requested: str) -> None:
 
 
 classes = (DUALFACE_PT_main, DUALFACE_PT_style)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
 
 
 def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()
+
+
+def _script_status(settings) -> str:
+    """What script mode uses with this engine setup, and what is missing (engine.script.status)."""
+    from engine.script.status import describe_script_tools
+
+    worker = engine_bridge.resolve_engine_mode(settings, raise_error=False) == engine_bridge.WORKER
+    return describe_script_tools(through_worker=worker)

@@ -11,13 +11,17 @@ takes start at once). Teeth, tongue and eyes that are separate meshes move in th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import bpy
+import numpy as np
 
-from . import engine_bridge, retarget_ops, retargeting, review, takes
+from engine.arkit.matching import AUTO, VERTEX
+from engine.request import AnimateRequest, RequestError
+
+from . import engine_bridge, retarget_ops, retargeting, review, take_layers, takes
 from .core import timing
-from .core.arkit_match import VERTEX
 from .validation import (
     AudioInfo,
     InputError,
@@ -33,11 +37,13 @@ from .validation import (
 
 @dataclass
 class Prepared:
+    """A checked take on its way into the scene: the engine request and where its result goes."""
+
     scene: bpy.types.Scene
     target: Target
     audio: AudioInfo
     start_frame: int
-    job: engine_bridge.EngineJob
+    request: AnimateRequest  # with the frame rate settled
     settings: engine_bridge.EngineSettings
     captions: bool
     notes: list[str] = field(default_factory=list)
@@ -49,36 +55,35 @@ class Prepared:
 def prepare(
     scene: bpy.types.Scene,
     obj,
-    audio_path: str,
+    request: AnimateRequest | str,
     *,
-    emotion: str | list = "neutral",
-    intensity: float = 1.0,
-    style: dict | None = None,
     start_frame: int | None = None,
-    mode: str = "AUTO",
+    mode: str = AUTO,
     captions: bool = False,
     settings: engine_bridge.EngineSettings | None = None,
 ) -> Prepared:
-    """Validate everything a take needs; raises InputError / EngineError and changes nothing."""
+    """Validate everything a take needs; raises InputError / EngineError and changes nothing.
+
+    `request` is what the engine is asked (an audio path alone means the defaults); a request
+    without a frame rate gets the engine rate nearest the scene's."""
     settings = settings or engine_bridge.EngineSettings()
     target = resolve_target(obj, mode)
-    audio = check_audio(audio_path)
+    try:
+        request = AnimateRequest(audio=request) if isinstance(request, str) else request
+        if request.fps is None:
+            request = dataclasses.replace(request, fps=timing.engine_rate_for(takes.scene_fps(scene)))
+    except RequestError as error:
+        raise InputError(str(error)) from None
+    audio = check_audio(request.audio)
     start = scene.frame_start if start_frame is None else int(start_frame)
     check_frames(scene, start, audio.duration)
     try:
         engine_bridge.resolve_weights(settings.weights)
-        engine_bridge.choose_mode(settings)
+        engine_bridge.resolve_engine_mode(settings)
     except engine_bridge.EngineError as error:
         raise InputError(str(error)) from None
-    fps = takes.scene_fps(scene)
-    job = engine_bridge.EngineJob(
-        audio=str(audio.path),
-        fps=timing.engine_rate_for(fps),
-        emotion=emotion,
-        intensity=float(intensity),
-        style=dict(style or {}),
-    )
-    prepared = Prepared(scene, target, audio, start, job, settings, captions)
+    request = dataclasses.replace(request, audio=str(audio.path))
+    prepared = Prepared(scene, target, audio, start, request, settings, captions)
     prepared.fit = _fit_needed(scene, target)
     if prepared.fit is not None and _needs_transfer(target):
         _check_fittable(prepared.fit)
@@ -96,8 +101,21 @@ def _is_mesh(obj) -> bool:
 
 
 def _needs_transfer(target: Target) -> bool:
-    """Vertex output on a mesh that is not the template's topology goes through a correspondence."""
-    return target.mode == VERTEX and len(mesh_of(target.obj).vertices) != template_vertex_count()
+    """Vertex output on a mesh that is not the template itself goes through a correspondence."""
+    return target.mode == VERTEX and not is_template_shape(target.obj)
+
+
+def is_template_shape(obj) -> bool:
+    """The DualFace template, recognised by its shape (size, landmark layout, finite coordinates) and
+    not its vertex count: a scaled, rotated or damaged copy goes through the fit (or is refused)."""
+    from engine.face.template_shape import is_template_shape as matches
+
+    mesh = mesh_of(obj)
+    if len(mesh.vertices) != template_vertex_count():
+        return False
+    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    return matches(co.reshape(-1, 3))
 
 
 def _fit_needed(scene, target: Target) -> retarget_ops.FitInputs | None:
@@ -113,8 +131,7 @@ def _fit_needed(scene, target: Target) -> retarget_ops.FitInputs | None:
         return None
     if _needs_transfer(target):
         return retarget_ops.fit_inputs(obj)
-    is_template = len(mesh_of(obj).vertices) == template_vertex_count()
-    if is_template and retarget_ops.part_candidates(obj, scene.objects):
+    if is_template_shape(obj) and retarget_ops.part_candidates(obj, scene.objects):
         return retarget_ops.fit_inputs(obj)
     return None
 
@@ -156,7 +173,8 @@ def fit_head(prepared: Prepared) -> None:
 def generate(prepared: Prepared, progress=None, cancel=None):
     """The slow part; safe off the main thread (touches no Blender data)."""
     fit_head(prepared)
-    return engine_bridge.animate(prepared.job, prepared.settings, progress=progress, cancel=cancel)
+    lips = dataclasses.replace(prepared.request, layers=())  # layers: made at the scene's rate in apply
+    return engine_bridge.animate(lips, prepared.settings, progress=progress, cancel=cancel)
 
 
 def apply(prepared: Prepared, animation) -> takes.TakeResult:
@@ -168,11 +186,15 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
     if corr is None:
         corr = retarget_ops.correspondence_for(obj)
     offsets = None
-    if prepared.target.mode == VERTEX and len(mesh_of(obj).vertices) != animation.offsets.shape[1]:
+    if _needs_transfer(prepared.target) or (
+        prepared.target.mode == VERTEX and len(mesh_of(obj).vertices) != animation.offsets.shape[1]
+    ):
         if corr is None:
             raise InputError(f"'{obj.name}' has no DualFace fit: use Fit DualFace to Mesh, then Generate")
         offsets = retarget_ops.vertex_offsets_for(obj, animation, corr)
     parts = _part_motion(scene, obj, animation, corr)
+    wanted = getattr(prepared.request, "layers", ())
+    layers = take_layers.compute_layers_for(prepared.request, animation) if wanted else None
     result = takes.write_take(
         scene,
         prepared.target,
@@ -182,8 +204,11 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
         prepared.captions,
         offsets,
         parts=parts,
+        layers=layers,
+        gaze_target=getattr(getattr(scene, "dualface", None), "gaze_target", None),
     )
     result.notes.extend(prepared.notes)
+    result.notes.extend(animation.meta.get("notes", []))  # the engine's: a script picked up, unaligned words
     if prepared.correspondence is not None:
         retarget_ops.remember_fit(obj, prepared.correspondence)
     if prepared.captions:

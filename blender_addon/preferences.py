@@ -43,9 +43,13 @@ class DUALFACE_AP_preferences(bpy.types.AddonPreferences):
     engine_mode: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Engine",
         items=[
-            ("AUTO", "Automatic", "In-process when torch imports, else the external Python"),
-            ("IN_PROCESS", "In Blender", "Run the engine inside Blender (needs Set Up Engine)"),
-            ("WORKER", "External Python", "Run the engine in a separate Python that has torch"),
+            ("AUTO", "Automatic", "In Blender, unless an external Python is set and torch is not installed"),
+            ("IN_PROCESS", "In Blender", "Inside Blender: the numpy runtime on the CPU, torch on a GPU"),
+            (
+                "WORKER",
+                "External Python",
+                "Run the engine in a separate Python (CUDA, or tools Blender lacks)",
+            ),
         ],
         default="AUTO",
     )
@@ -67,10 +71,14 @@ class DUALFACE_AP_preferences(bpy.types.AddonPreferences):
     torch_variant: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Download",
         items=[
-            ("CPU", "CPU (about 200 MB)", "Works everywhere"),
             ("CUDA", "NVIDIA CUDA (about 3 GB)", "Faster on NVIDIA GPUs"),
+            (
+                "CPU",
+                "CPU (about 200 MB)",
+                "Not needed for animating: the built-in numpy runtime runs on the CPU",
+            ),
         ],
-        default="CPU",
+        default="CUDA",
     )
 
     def draw(self, context):
@@ -82,7 +90,7 @@ class DUALFACE_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "weights_path")
         layout.prop(self, "device")
         box = layout.box()
-        box.label(text="Set Up Engine: installs torch into DualFace's own folder")
+        box.label(text="Optional, for NVIDIA GPUs: Set Up Engine installs torch into DualFace's folder")
         row = box.row()
         row.prop(self, "torch_variant")
         state = engine_setup.state
@@ -120,7 +128,7 @@ class DUALFACE_OT_setup_engine(bpy.types.Operator):
 
     def execute(self, context):
         prefs = get(context)
-        variant = prefs.torch_variant if prefs else "CPU"
+        variant = prefs.torch_variant if prefs else "CUDA"
         try:
             engine_setup.start(user_folder(), variant, bpy.app.online_access)
         except (PermissionError, RuntimeError, ValueError) as error:
@@ -152,11 +160,11 @@ def _redraw_while_installing():
 
 
 classes = (DUALFACE_AP_preferences, DUALFACE_OT_setup_engine, DUALFACE_OT_setup_engine_cancel)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     try:
         engine_setup.activate(user_folder(create=False))
     except (OSError, ValueError):
@@ -164,5 +172,4 @@ def register() -> None:
 
 
 def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

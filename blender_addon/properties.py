@@ -33,6 +33,29 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
     audio_path: StringProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Audio", subtype="FILE_PATH", description="Voice recording (wav, flac, ogg, mp3)"
     )
+    script_text: StringProperty(  # type: ignore[valid-type]  # Blender property annotation
+        name="Script",
+        description="What the recording says (optional): lip contacts land on its words and the "
+        "captions spell them. Empty: a .txt beside the audio, if any",
+    )
+    script_block: PointerProperty(  # type: ignore[valid-type]  # Blender property annotation
+        name="Script Text",
+        type=bpy.types.Text,
+        description="A Text datablock holding the script (wins over the Script field)",
+    )
+    language: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
+        name="Language",
+        items=[
+            ("AUTO", "Auto", "From the script when unambiguous, else English"),
+            ("EN", "English", ""),
+            ("ES", "Spanish", ""),
+            ("DE", "German", ""),
+            ("FR", "French", ""),
+            ("IT", "Italian", ""),
+        ],
+        default="AUTO",
+        description="Language of the speech",
+    )
     emotion: EnumProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Emotion",
         items=enum_items(),
@@ -87,6 +110,29 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
     show_overlay: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
         name="Caption Overlay", default=True, description="Show the current caption in the viewport"
     )
+    layer_blinks: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
+        name="Blinks", default=True, description="Blink layer: its own NLA track, mute it to drop the blinks"
+    )
+    layer_gaze: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
+        name="Gaze", default=True, description="Eye movement layer (saccades, glances, a target to look at)"
+    )
+    layer_head: BoolProperty(  # type: ignore[valid-type]  # Blender property annotation
+        name="Head", default=True, description="Head nods, turns and brow raises that follow the voice"
+    )
+    gaze_target: PointerProperty(  # type: ignore[valid-type]  # Blender property annotation
+        name="Look At", type=bpy.types.Object, description="Object the eyes follow (empty: the camera's way)"
+    )
+
+    def layers(self) -> tuple[str, ...]:
+        """The optional layers switched on (engine.layers.OPTIONAL_LAYERS)."""
+        return tuple(name for name in ("blinks", "gaze", "head") if getattr(self, f"layer_{name}"))
+
+    def script(self) -> str | None:
+        """The take's script: the Text datablock, else the field; None lets the engine use a .txt
+        beside the audio."""
+        if self.script_block is not None:
+            return self.script_block.as_string()
+        return self.script_text if self.script_text.strip() else None
 
     def style(self) -> dict[str, float]:
         return {
@@ -106,11 +152,11 @@ class DUALFACE_PG_job(bpy.types.PropertyGroup):
 
 
 classes = (DUALFACE_PG_settings, DUALFACE_PG_job)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     # Properties registered at run time: no stub can know them.
     bpy.types.Scene.dualface = PointerProperty(type=DUALFACE_PG_settings)  # type: ignore[attr-defined]
     bpy.types.WindowManager.dualface_job = PointerProperty(type=DUALFACE_PG_job)  # type: ignore[attr-defined]
@@ -119,5 +165,4 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.WindowManager.dualface_job  # type: ignore[attr-defined]
     del bpy.types.Scene.dualface  # type: ignore[attr-defined]
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -127,12 +127,12 @@ def fit_object(obj, use_cache: bool = True):
 
 def correspondence_for(obj):
     """The object's fit if it has one and its mesh has not changed since, else None."""
+    key = obj.get(FIT_PROPERTY) if obj is not None else None
+    if not key:
+        return None  # before the imports: a take on the DualFace head never loads the fitting code
     from engine.retarget.correspondence import Correspondence
     from engine.retarget.errors import RetargetError
 
-    key = obj.get(FIT_PROPERTY) if obj is not None else None
-    if not key:
-        return None
     corr = _fits.get(key)
     if corr is None:
         path = _cache_dir() / f"{key}.npz"
@@ -272,7 +272,7 @@ class DUALFACE_PG_arkit_map_item(bpy.types.PropertyGroup):
 
 
 def mapping_overrides(obj) -> dict[str, str]:
-    """The editable table as ``engine.arkit_names.map_shape_keys`` overrides."""
+    """The editable table as ``engine.arkit.matching.map_shape_keys`` overrides."""
     return {row.arkit_name: row.key_name for row in obj.dualface_arkit_map if row.key_name}
 
 
@@ -284,7 +284,7 @@ def shape_key_names(obj) -> list[str]:
 
 
 def current_mapping(obj):
-    from engine.arkit_names import map_shape_keys
+    from engine.arkit.matching import map_shape_keys
 
     return map_shape_keys(shape_key_names(obj), mapping_overrides(obj))
 
@@ -292,7 +292,7 @@ def current_mapping(obj):
 def refresh_table(obj, reset: bool = False) -> None:
     """Fill the table from the automatic match; rows the user set stay unless ``reset``."""
     from engine.arkit import ARKIT_NAMES
-    from engine.arkit_names import map_shape_keys
+    from engine.arkit.matching import map_shape_keys
 
     names = shape_key_names(obj)
     existing = {row.arkit_name: row.key_name for row in obj.dualface_arkit_map}
@@ -343,7 +343,7 @@ class DUALFACE_OT_fit_mesh(bpy.types.Operator):
         except RetargetError as error:
             self.report({"ERROR"}, f"DualFace: {error}")
             return {"CANCELLED"}
-        moving = int(np.count_nonzero(np.diff(corr.matrix.tocsr().indptr)))
+        moving = int(np.count_nonzero(np.diff(corr.matrix.indptr)))
         parts = []
         for other in context.selected_objects:
             if other is not obj and other.type == "MESH":
@@ -480,7 +480,7 @@ class DUALFACE_OT_export_arkit(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context):
-        from engine.arkit_export import ExportError, write_arkit_csv, write_arkit_json
+        from engine.arkit.export import ExportError, write_arkit_csv, write_arkit_json
 
         from .takes import active_take
 
@@ -537,11 +537,11 @@ CLASSES = (
     DUALFACE_OT_refresh_arkit_map,
     DUALFACE_OT_export_arkit,
 )
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     # Properties registered at run time: no stub can know them.
     bpy.types.Object.dualface_arkit_map = CollectionProperty(type=DUALFACE_PG_arkit_map_item)  # type: ignore[attr-defined]
     bpy.types.Object.dualface_arkit_map_index = IntProperty(default=0)  # type: ignore[attr-defined]
@@ -560,6 +560,5 @@ def unregister() -> None:
     for name in ("dualface_head", "dualface_part", "dualface_arkit_map_index", "dualface_arkit_map"):
         if hasattr(bpy.types.Object, name):
             delattr(bpy.types.Object, name)
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()
     _fits.clear()

@@ -82,13 +82,12 @@ class DUALFACE_PT_retarget(bpy.types.Panel):
 
 
 CLASSES = (DUALFACE_UL_arkit_map, DUALFACE_PT_retarget)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
 
 
 def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -9,7 +9,12 @@ overwritten: ARKit mode only keyframes existing keys inside the new action; vert
 free channel, and only this object's earlier DualFace strips are muted.
 
 Separate meshes of the head (teeth, tongue) move in the same take: each gets its own new action,
-'<take>_<mesh>', with 'DF_' keys of its own, under the same rules (stash, never overwrite).
+'<take>_<mesh>', with 'DF_' keys of its own, under the same rules (stash, never overwrite). So do
+the other meshes of an ARKit character that carry ARKit keys of their own (teeth, tongue, eyes of a
+Ready Player Me avatar): same armature or parent, or inside the head's bounds.
+
+Blinks, gaze and head motion are optional layers on top of the lips (take_layers.py): each on its
+own NLA track, and the lips action leaves out the channels a layer owns.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from . import keyframes, sequencer
-from .core import arkit_match, naming
+from engine.arkit import matching
+
+from . import keyframes, sequencer, take_layers
+from .core import naming
 from .core.vertex_basis import compact_basis
 from .validation import AudioInfo, InputError, Target, mesh_of, shape_keys_of
 
@@ -38,8 +45,10 @@ class PartMotion:
     obj: bpy.types.Object
     part: str  # engine.retarget.Part value
     offsets: np.ndarray  # [T, V_obj, 3] local space
+    tongue_tip: np.ndarray | None = None  # [T] the DualFace tongue's tip-raise key (t, d, n, l, th)
 
 
+TONGUE_TIP_KEY = "DF Tongue Tip"  # the DualFace head's tongue key that lifts the tip to the ridge
 # A part whose largest offset stays under this (metres in the mesh's space) is rigid: no keys.
 STILL_PART = 1e-7
 
@@ -60,6 +69,7 @@ class TakeResult:
     seconds: dict[str, float] = field(default_factory=dict)
     # mesh name -> {"part", "action" (None for a rigid part), "previous_action", "keys"}
     parts: dict[str, dict] = field(default_factory=dict)
+    layers: dict[str, list[str]] = field(default_factory=dict)  # layer -> 'owner/track' it created
     notes: list[str] = field(default_factory=list)  # what the user should know (nothing failed)
 
 
@@ -76,13 +86,16 @@ def write_take(
     captions: bool = False,
     vertex_offsets: np.ndarray | None = None,
     parts: Sequence[PartMotion] = (),
+    layers=None,
+    gaze_target: bpy.types.Object | None = None,
 ) -> TakeResult:
     """Create the take. `animation` must already be at the scene's frame rate.
 
     `vertex_offsets [T, V, 3]` replaces `animation.offsets` in vertex mode when the mesh is not
-    the template (a retargeting module computed them); `parts` are the head's separate meshes.
-    Everything is checked and computed before the first write, so a failure leaves the file
-    untouched.
+    the template (a retargeting module computed them); `parts` are the head's separate meshes;
+    `layers` (engine.layers.Layers at the scene's rate) adds blinks, gaze and head motion, the
+    eyes looking at `gaze_target` when given. Everything is checked and computed before the first
+    write, so a failure leaves the file untouched.
     """
     clock = time.perf_counter()
     fps = scene_fps(scene)
@@ -97,18 +110,23 @@ def write_take(
     channel = sequencer.free_channel(scene, start_frame, frame_end + 1)
     take = naming.take_name(naming.clip_label(audio.path), (a.name for a in bpy.data.actions))
     result = TakeResult(take, target.mode, start_frame, frame_end, 0, 0)
-    if target.mode == arkit_match.VERTEX:
+    layer_targets = _layer_targets(scene, target, vertex_offsets, gaze_target, layers, n_frames)
+    owned = layers.owned_channels() if layers is not None else set()
+    if target.mode == matching.VERTEX:
         offsets = _checked_offsets(target.obj, animation, vertex_offsets)
+        if layer_targets is not None and layer_targets.template and owned:
+            offsets = offsets - take_layers.layer_offsets(layers, np.asarray(animation.arkit, np.float32))
         result.seconds["checks"] = time.perf_counter() - clock
         clock = time.perf_counter()
         factorised = compact_basis(offsets)
         result.explained = factorised.explained
         result.seconds["basis"] = time.perf_counter() - clock
     else:
-        arkit_channels = _arkit_channels(target, animation)
+        arkit_channels = _arkit_channels(target, animation, owned)
         result.seconds["checks"] = time.perf_counter() - clock
+    companions = _arkit_companions(scene, target, animation, owned) if target.mode == matching.ARKIT else []
     clock = time.perf_counter()
-    part_bases = [(motion, _part_basis(motion, n_frames)) for motion in parts]
+    part_bases = _part_bases(parts, companions, animation)
     result.seconds["parts_basis"] = time.perf_counter() - clock
 
     # ---- writes start here ----
@@ -117,7 +135,7 @@ def write_take(
     if mesh_of(obj).shape_keys is None:
         obj.shape_key_add(name="Basis", from_mix=False)
         result.shape_keys_created.append("Basis")
-    if target.mode == arkit_match.VERTEX:
+    if target.mode == matching.VERTEX:
         channels = _add_basis_keys(obj, take, factorised, result)
     else:
         channels = arkit_channels
@@ -134,7 +152,14 @@ def write_take(
     clock = time.perf_counter()
     for motion, factorised in part_bases:
         result.parts[motion.obj.name] = _write_part(motion, factorised, take, frames)
+    for companion, channels, _ in companions:
+        result.parts[companion.name] = _write_companion(companion, channels, take, frames)
     result.seconds["parts"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    if layers is not None and layer_targets is not None:
+        result.layers = _write_layers(scene, take, start_frame, layers, layer_targets, companions)
+    result.seconds["layers"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     sound = sequencer.add_sound(scene, take, str(audio.path), channel, start_frame)
@@ -148,6 +173,33 @@ def write_take(
     action[META_KEY] = json.dumps(_metadata(obj, animation, audio, result, fps))
     result.seconds["sequencer"] = time.perf_counter() - clock
     return result
+
+
+def _part_bases(parts: Sequence[PartMotion], companions, animation) -> list:
+    """(part, its 'DF_' key basis) for the separate parts; meshes with ARKit keys of their own
+    (companions) are driven by those keys instead."""
+    driven = {c for c, _, _ in companions}
+    bases = []
+    for motion in parts:
+        if motion.obj in driven:
+            continue
+        if motion.tongue_tip is None:
+            motion.tongue_tip = take_layers.tongue_tip_weights(animation, motion.obj)
+        bases.append((motion, _part_basis(motion, animation.n_frames)))
+    return bases
+
+
+def _write_layers(scene, take: str, start_frame: int, layers, targets, companions) -> dict[str, list[str]]:
+    """The layers on the take's mesh, then their shape-key channels on the character's other meshes."""
+    written = take_layers.write_layers(scene, take, start_frame, layers, targets)
+    for companion, _, paths in companions:
+        companion_targets = take_layers.LayerTargets(companion, arkit_paths=paths)
+        more = take_layers.write_layers(
+            scene, take, start_frame, layers, companion_targets, move_objects=False
+        )
+        for layer, made in more.items():
+            written.setdefault(layer, []).extend(made)
+    return written
 
 
 def _part_basis(motion: PartMotion, n_frames: int):
@@ -174,12 +226,15 @@ def _write_part(motion: PartMotion, factorised, take: str, frames: np.ndarray) -
     obj = motion.obj
     if mesh_of(obj).shape_keys is None:
         obj.shape_key_add(name="Basis", from_mix=False)
-    part_result = TakeResult(take, arkit_match.VERTEX, int(frames[0]), int(frames[-1]), 0, 0)
+    part_result = TakeResult(take, matching.VERTEX, int(frames[0]), int(frames[-1]), 0, 0)
     channels = _add_basis_keys(obj, take, factorised, part_result)
     key = shape_keys_of(obj)
     action = _start_new_action(key, naming.part_action_name(take, obj.name), part_result)
     info["action"] = action.name
     info["previous_action"] = part_result.previous_action
+    tip = motion.tongue_tip
+    if tip is not None and key.key_blocks.get(TONGUE_TIP_KEY) is not None:
+        channels[_value_path(TONGUE_TIP_KEY)] = tip
     info["keys"] = keyframes.write_curves(key, action, frames, channels)
     return info
 
@@ -195,8 +250,8 @@ def _checked_offsets(obj, animation, vertex_offsets) -> np.ndarray:
     return offsets
 
 
-def _arkit_channels(target: Target, animation) -> dict[str, np.ndarray]:
-    """F-curve data path -> weights, for every ARKit key the mesh has."""
+def _arkit_channels(target: Target, animation, skip=frozenset()) -> dict[str, np.ndarray]:
+    """F-curve data path -> weights, for every ARKit key the mesh has (but those in `skip`)."""
     from engine.arkit import ARKIT_NAMES
 
     arkit = np.asarray(animation.arkit, dtype=np.float32)
@@ -206,8 +261,88 @@ def _arkit_channels(target: Target, animation) -> dict[str, np.ndarray]:
     return {
         _value_path(key_name): arkit[:, column[ARKIT_NAMES[index]]]
         for index, key_name in sorted(target.arkit_keys.items())
-        if ARKIT_NAMES[index] in column
+        if ARKIT_NAMES[index] in column and ARKIT_NAMES[index] not in skip
     }
+
+
+def _layer_targets(scene, target: Target, vertex_offsets, gaze_target, layers, n_frames: int):
+    """What the layers animate (None without layers); the layers must cover the take's frames."""
+    from engine.arkit import ARKIT_NAMES
+
+    if layers is None:
+        return None
+    length = len(layers.blink) if layers.blink is not None else n_frames
+    if length != n_frames:
+        raise InputError(
+            f"the take's layers do not cover its {n_frames} frames; compute them at the scene's rate"
+        )
+    obj = target.obj
+    arkit = target.mode == matching.ARKIT
+    paths = {ARKIT_NAMES[i]: _value_path(k) for i, k in target.arkit_keys.items()} if arkit else {}
+    template = target.mode == matching.VERTEX and vertex_offsets is None
+    eyes = take_layers.find_eyes(obj, scene.objects)
+    return take_layers.LayerTargets(
+        obj, arkit_paths=paths, template=template, eyes=eyes, gaze_target=gaze_target
+    )
+
+
+def _character_of(obj) -> set:
+    """What ties the meshes of one character together: its armature(s) and its parent."""
+    ties = {m.object for m in obj.modifiers if m.type == "ARMATURE" and m.object is not None}
+    if obj.parent is not None:
+        ties.add(obj.parent)
+    return ties
+
+
+def _arkit_companions(scene, target: Target, animation, skip) -> list[tuple[bpy.types.Object, dict, dict]]:
+    """Other meshes of an ARKit character with ARKit keys of their own (Ready Player Me's teeth,
+    tongue, eyes): (mesh, data path -> weights, ARKit name -> data path) for each."""
+    from engine.arkit import ARKIT_NAMES
+
+    from .validation import check_editable_mesh
+
+    head = target.obj
+    ties = _character_of(head)
+    low, high = _world_box(head)
+    found = []
+    for obj in scene.objects:
+        if obj == head or obj.type != "MESH" or mesh_of(obj).shape_keys is None:
+            continue
+        box_low, box_high = _world_box(obj)
+        centre = 0.5 * (box_low + box_high)
+        inside = bool(np.all(centre >= low) and np.all(centre <= high))
+        if not (ties & _character_of(obj)) and not inside:
+            continue
+        names = [block.name for block in shape_keys_of(obj).key_blocks]
+        matched = matching.match_arkit_keys(names)
+        if not matched:
+            continue
+        check_editable_mesh(obj)
+        companion = Target(obj, matching.ARKIT, matched)
+        paths = {ARKIT_NAMES[i]: _value_path(k) for i, k in matched.items()}
+        found.append((obj, _arkit_channels(companion, animation, skip), paths))
+    return found
+
+
+def _world_box(obj) -> tuple[np.ndarray, np.ndarray]:
+    matrix = np.array(obj.matrix_world, dtype=np.float64)
+    corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
+    world = corners @ matrix[:3, :3].T + matrix[:3, 3]
+    return world.min(axis=0), world.max(axis=0)
+
+
+def _write_companion(obj, channels: dict[str, np.ndarray], take: str, frames: np.ndarray) -> dict:
+    """Another mesh of the ARKit character: its own new action with its ARKit keys."""
+    info: dict = {"part": "arkit", "action": None, "previous_action": None, "keys": 0}
+    if not channels:
+        return info
+    key = shape_keys_of(obj)
+    part_result = TakeResult(take, matching.ARKIT, int(frames[0]), int(frames[-1]), 0, 0)
+    action = _start_new_action(key, naming.part_action_name(take, obj.name), part_result)
+    info["action"] = action.name
+    info["previous_action"] = part_result.previous_action
+    info["keys"] = keyframes.write_curves(key, action, frames, channels)
+    return info
 
 
 def _add_basis_keys(obj, take: str, factorised, result: TakeResult) -> dict[str, np.ndarray]:
@@ -269,6 +404,7 @@ def _metadata(obj, animation, audio: AudioInfo, result: TakeResult, fps: float) 
         "previous_action": result.previous_action,
         "sound_strip": result.sound_strip,
         "parts": result.parts,
+        "layers": result.layers,
         "captions": [
             {"start": c.start, "end": c.end, "text": c.text, "confidence": c.confidence, "sync": c.sync}
             for c in animation.captions
@@ -305,6 +441,7 @@ def restore_previous_action(obj) -> str:
     if previous is None:
         raise InputError("this take had no previous action to restore (the shape keys were not animated)")
     _reassign(obj.data.shape_keys, previous)
+    take_layers.mute_take_layers(found[0].name, bpy.data.objects)
     for part_name, info in (meta.get("parts") or {}).items():
         part = bpy.data.objects.get(part_name)
         part_previous = bpy.data.actions.get(info.get("previous_action") or "")

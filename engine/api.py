@@ -1,91 +1,59 @@
 """The one entry point every caller uses: `Engine(...).animate(audio) -> Animation`.
 
-The CLI, the stdio worker, the benchmark and the Blender add-on (through the worker) all go through
-this class, so validation, device choice, long-audio chunking and captions behave the same everywhere.
+The CLI, the stdio worker, the benchmark and the Blender add-on all go through this class, so
+validation, device choice, long-audio chunking and captions behave the same everywhere. Two backends
+run the same network: torch (CPU or CUDA) and engine.numpy_runtime (CPU, nothing but numpy); this
+module imports neither until an Engine is built, and the numpy backend never imports torch.
 
     from engine.api import Engine
-    engine = Engine()                      # shipped weights, CUDA if available
+    engine = Engine()                      # shipped weights; torch on a CUDA GPU, else numpy
     take = engine.animate("take.wav", emotion=[(0, "neutral", 1), (4, "happy", 0.8)])
     take.save("take.npz")
+
+What a take is asked for is an `engine.request.AnimateRequest`; keywords here are its fields.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from engine.animation import Animation
 from engine.audio.io import MODEL_SAMPLE_RATE, AudioError, load_audio
-from engine.inference.decode import (
-    Cancelled,
-    ClipInput,
-    DecodePlan,
-    audio_logprobs,
-    audio_valid_frames,
-    check_cancel,
-    decode_clips,
-    encode_audio_windowed,
-    lip_logprobs,
-)
-from engine.inference.device import select_device, set_threads
-from engine.inference.schedule import EmotionSpec, emotion_cond, parse_schedule
+from engine.audio.level import normalize_level
+from engine.inference.chunking import DecodePlan
+from engine.inference.control import Cancelled, check_cancel
+from engine.inference.device import choose_backend, select_device, set_threads
+from engine.inference.finish import finish_motion
+from engine.inference.schedule import EmotionSpec, Keyframe, emotion_cond
+from engine.request import AnimateRequest, as_request, check_fps, style_fields
 
-SUPPORTED_FPS = (24, 25, 30, 50, 60)
+if TYPE_CHECKING:
+    import torch
+
 MEL_WINDOW_SAMPLES = 30 * MODEL_SAMPLE_RATE
 MEL_MARGIN_FRAMES = 4  # >= half the STFT window in hops: frames this far from a cut are exact
 HALF_PRECISION_TOLERANCE = 0.02
 
-__all__ = ["AudioError", "Cancelled", "Engine", "parse_animate_options"]
+__all__ = ["AnimateRequest", "AudioError", "Cancelled", "Engine"]
 
 
-def parse_animate_options(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the options of `Engine.animate` given as plain data (CLI, JSON jobs, worker requests)."""
-    allowed = {"fps", "emotion", "intensity", "style", "captions", "language", "sample_rate"}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown}; valid: {', '.join(sorted(allowed))}")
-    options = dict(params)
-    if "fps" in options:
-        options["fps"] = check_fps(options["fps"])
-    emotion = options.get("emotion", "neutral")
-    if isinstance(emotion, list):
-        emotion = [tuple(k) if isinstance(k, list) else k for k in emotion]
-        options["emotion"] = emotion
-    parse_schedule(emotion, float(options.get("intensity", 1.0)))
-    if "style" in options:
-        style_vector(options["style"])
-    return options
+@dataclass(frozen=True)
+class _Clip:
+    """A request with its audio loaded and its conditioning parsed: what the decoder batch needs."""
 
-
-def check_fps(fps: Any) -> float:
-    try:
-        value = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"fps must be a number, got {fps!r}") from None
-    if value not in SUPPORTED_FPS:
-        raise ValueError(f"fps {fps} is not supported; use one of {', '.join(map(str, SUPPORTED_FPS))}")
-    return value
-
-
-def style_vector(style: Any) -> np.ndarray:
-    """SpeakerStyle, a dict of its fields, or its 5-vector -> the model's style vector."""
-    from engine.data.style import SpeakerStyle
-
-    if style is None:
-        return SpeakerStyle().as_vector()
-    if isinstance(style, SpeakerStyle):
-        return style.as_vector()
-    if isinstance(style, Mapping):
-        try:
-            return SpeakerStyle(**{k: float(v) for k, v in style.items()}).as_vector()
-        except TypeError as error:
-            raise ValueError(f"style: {error}; fields are those of engine.data.style.SpeakerStyle") from None
-    return SpeakerStyle.from_vector(np.asarray(style, dtype=np.float64)).as_vector()
+    request: AnimateRequest
+    audio: np.ndarray
+    fps: float
+    schedule: list[Keyframe]
+    style: np.ndarray
+    text: str | None = None  # the script (script mode); None: audio only
+    notes: tuple[str, ...] = ()
 
 
 def log_mel_windowed(audio: np.ndarray) -> np.ndarray:
@@ -110,8 +78,10 @@ class Engine:
     """A loaded model on a device, ready to animate. Thread-safe for one caller at a time.
 
     weights: path of a `.safetensors` checkpoint (None = the shipped `weights/dualface.safetensors`).
-    device: "auto" (CUDA when torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N".
-    threads: CPU threads for torch (None = torch's default).
+    device: "auto", "cpu", "cuda" or "cuda:N".
+    backend: "auto" (torch when it is installed and a CUDA GPU is present or asked for, else numpy),
+    "numpy" (CPU, imports no torch) or "torch". See engine.inference.device.choose_backend.
+    threads: CPU threads for torch (None = torch's default; numpy uses its BLAS's own setting).
     precision: "auto" (half precision on CUDA when a probe clip shows it matches float32, float32 on
     CPU), "float32" or "float16" (CUDA only, unchecked).
     """
@@ -124,94 +94,109 @@ class Engine:
         precision: str = "auto",
         plan: DecodePlan | None = None,
         model: torch.nn.Module | None = None,
+        backend: str = "auto",
     ) -> None:
-        set_threads(threads)
-        self.device = select_device(device)
         if precision not in ("auto", "float32", "float16"):
             raise ValueError(f"precision must be auto, float32 or float16, got {precision!r}")
-        if precision == "float16" and self.device.type != "cuda":
+        self.backend = choose_backend(backend, device, has_torch_model=model is not None)
+        self.weights = (
+            "in-memory model" if model is not None else "shipped" if weights is None else str(weights)
+        )
+        self._weights_path = weights
+        self._torch_engine: Engine | None = None
+        self.plan = plan or DecodePlan()
+        self.half_precision_error: float | None = None
+        if self.backend == "numpy":
+            if precision == "float16":
+                raise ValueError("float16 needs a CUDA device; use precision='float32' on CPU")
+            from engine.numpy_runtime.runtime import NumpyModel
+
+            self.runner: Any = NumpyModel(weights)
+            self.device: Any = "cpu"
+            return
+        from engine.inference.torch_backend import TorchModel
+
+        set_threads(threads)
+        torch_device = select_device(device)
+        if precision == "float16" and torch_device.type != "cuda":
             raise ValueError("float16 needs a CUDA device; use precision='float32' on CPU")
         if model is None:
             from engine.weights import load_checkpoint
 
             model = load_checkpoint(weights)
-            self.weights = "shipped" if weights is None else str(weights)
-        else:
-            self.weights = "in-memory model"
-        self.plan = plan or DecodePlan()
-        self.dtype = torch.float32
-        self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
-        self.half_precision_error: float | None = None
-        if precision == "float16" or (precision == "auto" and self.device.type == "cuda"):
+        self.runner = TorchModel(model, torch_device)
+        self.device = torch_device
+        if precision == "float16" or (precision == "auto" and torch_device.type == "cuda"):
             self._try_half_precision(force=precision == "float16")
+
+    @property
+    def precision(self) -> str:
+        return self.runner.precision
+
+    @property
+    def model(self):
+        """The torch DualFace (streaming, baselines, tools); with the numpy backend it is loaded from
+        the same weights on first use, which imports torch."""
+        return (self if self.backend == "torch" else self._torch()).runner.model
+
+    @property
+    def dtype(self):
+        return (self if self.backend == "torch" else self._torch()).runner.dtype
+
+    def _torch(self) -> Engine:
+        """A torch CPU engine on the same weights, for the features only torch offers (streaming)."""
+        if self._torch_engine is None:
+            self._torch_engine = Engine(
+                weights=self._weights_path, backend="torch", device="cpu", plan=self.plan
+            )
+        return self._torch_engine
 
     def _try_half_precision(self, force: bool) -> None:
         """Switch to float16 when it reproduces float32 on a probe clip (max error within 2% of the
         motion's range); `auto` keeps float32 otherwise, so speed never costs visible accuracy."""
         probe = _probe_audio()
         reference = self.animate(probe, sample_rate=MODEL_SAMPLE_RATE, captions=False).offsets
-        self.model.half()
-        self.dtype = torch.float16
+        self.runner.set_half(True)
         candidate = self.animate(probe, sample_rate=MODEL_SAMPLE_RATE, captions=False).offsets
         scale = max(float(np.abs(reference).max()), 1e-6)
         error = float(np.abs(candidate - reference).max()) / scale if np.isfinite(candidate).all() else np.inf
         self.half_precision_error = error
         if error > HALF_PRECISION_TOLERANCE and not force:
-            self.model.float()
-            self.dtype = torch.float32
+            self.runner.set_half(False)
 
     # ------------------------------------------------------------------------------------------ offline
 
     def animate(
         self,
-        audio: str | Path | np.ndarray,
-        sample_rate: int | None = None,
-        fps: float = 30,
-        emotion: EmotionSpec = "neutral",
-        intensity: float = 1.0,
-        style: Any = None,
+        request: AnimateRequest | str | Path | np.ndarray,
         progress: Callable[[float], None] | None = None,
         cancel=None,
-        captions: bool = True,
-        language: str = "en",
+        **options: Any,
     ) -> Animation:
-        """Audio (path or array + sample_rate) -> Animation with motion, phonemes and captions.
+        """One take -> Animation with motion, phonemes and captions.
 
-        `emotion` is a name or a schedule `[(time_s, emotion, intensity), ...]` interpolated per frame;
-        `progress(fraction)` is called as work proceeds; setting the `cancel` threading.Event stops
-        the work with `Cancelled`.
+        `request` is an `engine.request.AnimateRequest`, or the audio (a path, or an array with
+        `sample_rate=`) with the request's fields as keywords: `fps`, `emotion` (a name or a schedule
+        `[(time_s, emotion, intensity), ...]` interpolated per frame), `intensity`, `style`,
+        `captions`, `language`, `text`. `progress(fraction)` is called as work proceeds; setting the
+        `cancel` threading.Event stops the work with `Cancelled`. Nothing is written to disk.
         """
-        return self.animate_batch(
-            [
-                {
-                    "audio": audio,
-                    "sample_rate": sample_rate,
-                    "fps": fps,
-                    "emotion": emotion,
-                    "intensity": intensity,
-                    "style": style,
-                    "captions": captions,
-                    "language": language,
-                }
-            ],
-            progress=progress,
-            cancel=cancel,
-        )[0]
+        return self.animate_batch([as_request(request, **options)], progress=progress, cancel=cancel)[0]
 
     def animate_batch(
         self,
-        items: Sequence[Mapping[str, Any] | str | Path],
+        items: Sequence[AnimateRequest | Mapping[str, Any] | str | Path],
         progress: Callable[[float], None] | None = None,
         cancel=None,
     ) -> list[Animation]:
         """Animate several clips in one decoder batch (their chunks share every decoder step).
 
-        Each item is a path or a dict of `animate` arguments (`audio` required). Every item is
+        Each item is an AnimateRequest, a mapping of its fields, or an audio path. Every item is
         validated and loaded before any decoding, so one bad item fails the call up front.
         """
         started = time.perf_counter()
         report = _Progress(progress)
-        prepared = [self._prepare(item if isinstance(item, Mapping) else {"audio": item}) for item in items]
+        prepared = [self._prepare(as_request(item)) for item in items]
         if not prepared:
             return []
         report(0.02)
@@ -220,8 +205,8 @@ class Engine:
             check_cancel(cancel)
             clips.append(self._encode(job, cancel))
             report(0.02 + 0.08 * (i + 1) / len(prepared))
-        decoded = decode_clips(
-            self.model, clips, self.plan, progress=lambda f: report(0.1 + 0.8 * f), cancel=cancel
+        decoded = self.runner.decode(
+            clips, self.plan, progress=lambda f: report(0.1 + 0.8 * f), cancel=cancel
         )
         animations = []
         for job, clip, (offsets, arkit, motion) in zip(prepared, clips, decoded):
@@ -246,79 +231,89 @@ class Engine:
     ):
         """A live session: `push(samples) -> [StreamFrame, ...]` as soon as each frame can be decoded,
         `flush()` at the end. See engine.inference.streaming for the latency trade-off."""
+        from engine.data.style import SpeakerStyle
         from engine.inference.streaming import Stream
 
-        return Stream(
-            self, check_fps(fps), emotion, intensity, style_vector(style), sample_rate, lookahead_frames
-        )
+        style_vector = SpeakerStyle(**style_fields(style)).as_vector()
+        engine = self if self.backend == "torch" else self._torch()  # streaming runs on torch
+        return Stream(engine, check_fps(fps), emotion, intensity, style_vector, sample_rate, lookahead_frames)
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _prepare(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        item = dict(item)
-        if "audio" not in item:
-            raise ValueError("each batch item needs 'audio' (a path or an array)")
-        unknown = sorted(
-            set(item)
-            - {"audio", "sample_rate", "fps", "emotion", "intensity", "style", "captions", "language"}
-        )
-        if unknown:
-            raise ValueError(f"unknown animate argument(s) {unknown}")
-        fps = check_fps(item.get("fps", 30))
-        keys = parse_schedule(item.get("emotion", "neutral"), float(item.get("intensity", 1.0)))
-        style = style_vector(item.get("style"))
-        audio = load_audio(item["audio"], item.get("sample_rate"))
-        return {
-            "audio": audio,
-            "fps": fps,
-            "schedule": keys,
-            "style": style,
-            "captions": bool(item.get("captions", True)),
-            "language": str(item.get("language", "en")),
-            "source": str(item["audio"]) if isinstance(item["audio"], (str, Path)) else "array",
-        }
+    def _prepare(self, request: AnimateRequest) -> _Clip:
+        from engine.script.take import prepare_script
 
-    def _encode(self, job: dict[str, Any], cancel) -> ClipInput:
+        audio = normalize_level(load_audio(request.audio, request.sample_rate))  # the level training saw
+        text, notes = prepare_script(request.text, request.audio, request.language)
+        schedule, style = request.schedule(), request.style_vector()
+        return _Clip(request, audio, request.frame_rate, schedule, style, text, tuple(notes))
+
+    def _encode(self, job: _Clip, cancel):
         from engine.audio.features import n_motion_frames
 
-        n_frames = n_motion_frames(job["audio"].shape[0], job["fps"])
-        mel_np = log_mel_windowed(job["audio"])
-        mel = torch.from_numpy(mel_np).to(self.device, self.dtype)
-        with torch.no_grad():
-            features = encode_audio_windowed(self.model, mel, job["fps"], n_frames, cancel)
-        cond = emotion_cond(job["schedule"], 1.0, n_frames, job["fps"])
-        return ClipInput(
-            audio_feat=features,
-            audio_valid=audio_valid_frames(mel_np.shape[0], job["fps"], n_frames, self.device),
-            cond=torch.from_numpy(cond).to(self.device, self.dtype),
-            style=torch.from_numpy(job["style"]).to(self.device, self.dtype),
-        )
+        n_frames = n_motion_frames(job.audio.shape[0], job.fps)
+        cond = emotion_cond(job.schedule, 1.0, n_frames, job.fps)
+        return self.runner.encode(log_mel_windowed(job.audio), job.fps, n_frames, cond, job.style, cancel)
+
+    def _meta(self, request: AnimateRequest, schedule: list[Keyframe], style: np.ndarray) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "source": request.source,
+            "emotion": [list(k) for k in schedule],
+            "style": style.tolist(),
+            "weights": self.weights,
+            "backend": self.backend,
+            "device": str(self.device),
+            "precision": self.precision,
+        }
+        return meta
 
     def _finish(
-        self, job, clip: ClipInput, offsets: np.ndarray, arkit: np.ndarray, motion: np.ndarray
+        self, job: _Clip, clip, offsets: np.ndarray, arkit: np.ndarray, motion: np.ndarray
     ) -> Animation:
         from engine.captions import build_captions, ctc_greedy_phones
 
-        fps = job["fps"]
-        audio_phones = ctc_greedy_phones(audio_logprobs(self.model, clip.audio_feat), fps)
-        lip_phones = ctc_greedy_phones(lip_logprobs(self.model, motion, self.device, self.dtype), fps)
-        captions = build_captions(lip_phones, audio_phones, job["language"]) if job["captions"] else []
-        return Animation(
+        fps, request = job.fps, job.request
+        audio_phones = ctc_greedy_phones(self.runner.audio_logprobs(clip), fps)
+        lip_phones = ctc_greedy_phones(self.runner.lip_logprobs(motion), fps)
+        meta = self._meta(request, job.schedule, job.style)
+        cond = emotion_cond(job.schedule, 1.0, len(offsets), fps)
+
+        def finished() -> tuple[np.ndarray, np.ndarray]:
+            return finish_motion(offsets, arkit, job.audio, fps, cond, job.style)
+
+        notes = list(job.notes)
+        if job.text is None:
+            language = "en" if request.language == "auto" else request.language
+            captions = build_captions(lip_phones, audio_phones, language) if request.captions else []
+            offsets, arkit = finished()
+        else:
+            from engine.script.scripted import ScriptInput, script_take
+
+            take = ScriptInput(
+                job.text, request.language, job.audio, fps, job.schedule, job.style, request.source
+            )
+            script = script_take(self.runner, take, clip, finished, lip_phones, len(offsets))
+            offsets, arkit, captions = (
+                script.offsets,
+                script.arkit,
+                script.captions if request.captions else [],
+            )
+            meta["script"] = script.record
+            notes += script.record["warnings"]
+        if notes:
+            meta["notes"] = notes
+        animation = Animation(
             fps=fps,
-            offsets=offsets.astype(np.float32, copy=False),
-            arkit=np.clip(arkit, 0.0, 1.0).astype(np.float32, copy=False),
+            offsets=offsets,
+            arkit=arkit,
             audio_phonemes=audio_phones,
             lip_phonemes=lip_phones,
             captions=captions,
-            meta={
-                "source": job["source"],
-                "emotion": [list(k) for k in job["schedule"]],
-                "style": job["style"].tolist(),
-                "weights": self.weights,
-                "device": str(self.device),
-                "precision": str(self.dtype).replace("torch.", ""),
-            },
+            meta=meta,
         )
+        from engine.layers import layer_animation  # blinks, gaze, head motion (request.layers)
+
+        return layer_animation(animation, job.audio, MODEL_SAMPLE_RATE, job.schedule, request.layers)
 
 
 def _probe_audio(seconds: float = 3.0) -> np.ndarray:

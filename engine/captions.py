@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.animation import Animation, Caption, TimedPhone
+from engine.atomic_file import write_text_atomic
 from engine.phonemes import SILENCE, VOCAB, VOWELS
 
 PAUSE_S = 0.3  # a gap this long between phones splits a caption
@@ -180,7 +181,7 @@ def build_captions(
 ) -> list[Caption]:
     """Timed caption segments from the lip-read phones, each scored against the audio-heard phones."""
     lexicon = None
-    if language.lower().startswith("en"):
+    if language.lower().startswith("en") or language.lower() == "auto":  # auto without a script: English
         from engine.lexicon import english_lexicon
 
         lexicon = english_lexicon()
@@ -239,10 +240,21 @@ def _timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _cue_text(caption: Caption, with_scores: bool) -> str:
+def _cue_text(caption: Caption, with_scores: bool, word_times: bool = False) -> str:
+    """The cue's text; with a script's words, VTT puts each word's time inline (karaoke timing) and
+    the review line lists every word's sync score (SRT also its times: SRT has no inline timing)."""
     text = caption.text.replace("\n", " ").strip() or "[...]"
+    if word_times and caption.words:
+        text = caption.words[0].text + "".join(
+            f" <{_timestamp(w.start, '.')}>{w.text}" for w in caption.words[1:]
+        )
     if with_scores:
         text += f"\n(confidence {caption.confidence:.2f}, sync {caption.sync:.2f})"
+        if caption.words:
+            times = "" if word_times else " {:.2f}-{:.2f}s"
+            text += "\nwords: " + "; ".join(
+                f"{w.text}{times.format(w.start, w.end)} sync {w.sync:.2f}" for w in caption.words
+            )
     return text
 
 
@@ -258,7 +270,7 @@ def to_srt(captions: Sequence[Caption], with_scores: bool = True) -> str:
 def to_vtt(captions: Sequence[Caption], with_scores: bool = True) -> str:
     blocks = ["WEBVTT\n"]
     for i, c in enumerate(captions, start=1):
-        text = _cue_text(c, with_scores).replace("-->", "->")
+        text = _cue_text(c, with_scores, word_times=True).replace("-->", "->")
         blocks.append(
             f"{i}\n{_timestamp(c.start, '.')} --> {_timestamp(max(c.end, c.start + 0.001), '.')}\n{text}\n"
         )
@@ -266,7 +278,8 @@ def to_vtt(captions: Sequence[Caption], with_scores: bool = True) -> str:
 
 
 def to_json(animation: Animation) -> str:
-    """Captions plus both phone streams, for tools that want to draw their own review timeline."""
+    """Captions plus both phone streams, for tools that want to draw their own review timeline; a
+    scripted take adds its word captions' times and the alignment (`script`)."""
     return json.dumps(
         {
             "fps": animation.fps,
@@ -274,6 +287,7 @@ def to_json(animation: Animation) -> str:
             "captions": [asdict(c) for c in animation.captions],
             "lip_phonemes": [asdict(p) for p in animation.lip_phonemes],
             "audio_phonemes": [asdict(p) for p in animation.audio_phonemes],
+            **({"script": animation.meta["script"]} if "script" in animation.meta else {}),
         },
         indent=1,
     )
@@ -291,7 +305,4 @@ def write_captions(animation: Animation, path: str | Path) -> Path:
         text = to_json(animation)
     else:
         raise ValueError(f"caption file {path.name}: use a .srt, .vtt or .json extension")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, text, "caption file")

@@ -10,279 +10,272 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CAPTION_SUFFIXES = {"srt": ".srt", "vtt": ".vtt", "captions_json": ".json"}
+from engine.batch_report import (
+    FAILED,
+    INVALID,
+    OK,
+    SKIPPED,
+    BatchReport,
+    JobResult,
+    ReportError,
+    job_key,
+    succeeded_before,
+)
+from engine.inference.device import BACKENDS
+from engine.request import (
+    SCHEMA_VERSION,
+    AnimateRequest,
+    RequestError,
+    add_request_options,
+    caption_flag_files,
+    emotion_from_text,
+    request_fields,
+    resolve_paths,
+    upgrade,
+    write_outputs,
+)
+
+FORMAT_SUFFIXES = {"srt": ".srt", "vtt": ".vtt", "json": ".json"}  # --captions srt,vtt,json
+TIMING_SUFFIXES = {"json": ".timing.json", "tsv": ".tsv"}  # --timing json,tsv (scripted takes)
+
+BACKEND_HELP = "numpy (CPU, no torch), torch, or auto: torch on a CUDA GPU, else numpy (default auto)"
+Failed = tuple[str, str]  # (audio, error) of a batch job that cannot run
 
 
-class UsageError(ValueError):
-    """A bad argument or path: reported before any work, exit code 2."""
+def request_defaults(args: argparse.Namespace) -> dict[str, Any]:
+    """The request fields the command-line options set for every take of this run."""
+    defaults = request_fields(args)
+    timing = {f.strip().lower() for f in (args.timing or "").split(",") if f.strip()}
+    if timing - set(TIMING_SUFFIXES):
+        raise RequestError(f"--timing takes json and/or tsv, got {args.timing!r}")
+    return defaults
 
 
-@dataclass
-class Job:
-    audio: Path
-    output: Path
-    options: dict[str, Any] = field(default_factory=dict)
-    captions: dict[str, Path] = field(default_factory=dict)  # "srt"/"vtt"/"captions_json" -> path
-
-
-def parse_emotion(text: str) -> str | list[tuple[float, str, float]]:
-    """`happy`, `0:neutral,2.5:happy:0.8,5:sad`, or a JSON file of `[[time, emotion, intensity], ...]`."""
-    text = text.strip()
-    if text.endswith(".json"):
-        path = Path(text)
-        if not path.is_file():
-            raise UsageError(f"emotion schedule file {path} not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise UsageError(f"emotion schedule {path} is not valid JSON: {error}") from None
-        return [tuple(k) if isinstance(k, list) else k for k in data]
-    if ":" not in text:
-        return text
-    keys = []
-    for part in text.split(","):
-        fields = part.strip().split(":")
-        if len(fields) not in (2, 3):
-            raise UsageError(f"schedule entry {part!r}: write time:emotion or time:emotion:intensity")
-        try:
-            keys.append((float(fields[0]), fields[1], float(fields[2]) if len(fields) == 3 else 1.0))
-        except ValueError:
-            raise UsageError(f"schedule entry {part!r}: time and intensity must be numbers") from None
-    return keys
-
-
-def _check_output(path: Path, suffix: str, what: str) -> Path:
-    if path.suffix.lower() != suffix:
-        raise UsageError(f"{what} {path} must end in {suffix}")
-    if not path.parent.is_dir():
-        raise UsageError(f"folder {path.parent} for {what} {path.name} does not exist; create it first")
-    if path.is_dir():
-        raise UsageError(f"{what} {path} is a folder")
-    return path
-
-
-def _options_from(source: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    from engine.api import parse_animate_options
-
-    unknown = sorted(set(source) - {"fps", "emotion", "intensity", "style", "language"})
-    if unknown:
-        raise UsageError(
-            f"unknown job field(s) {unknown}; a job has audio, output, srt, vtt, captions_json, "
-            "fps, emotion, intensity, style, language"
-        )
-    options = {**defaults, **source}
-    if isinstance(options.get("emotion"), str):
-        options["emotion"] = parse_emotion(options["emotion"])
-    try:
-        return parse_animate_options(options)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
-def build_jobs(args: argparse.Namespace) -> list[Job | tuple[str, str]]:
-    """Every job of this run, validated (inputs exist, outputs writable, options valid) before any
-    work. A single take fails with UsageError; in a batch, an invalid job becomes `(audio, error)` and
-    is reported with the others while the valid jobs run."""
-    defaults: dict[str, Any] = {"fps": args.fps, "intensity": args.intensity}
-    if args.emotion is not None:
-        defaults["emotion"] = parse_emotion(args.emotion)
-    if args.style is not None:
-        try:
-            defaults["style"] = json.loads(args.style)
-        except json.JSONDecodeError as error:
-            raise UsageError(f"--style must be JSON (an object of SpeakerStyle fields): {error}") from None
+def build_requests(args: argparse.Namespace) -> list[AnimateRequest | Failed]:
+    """Every take of this run, validated (inputs exist, outputs writable, options valid) before any
+    work. A single take fails with RequestError; in a batch, an invalid job becomes `(audio, error)`
+    and is reported with the others while the valid jobs run."""
+    defaults = request_defaults(args)
     formats = {f.strip().lower() for f in (args.captions or "").split(",") if f.strip()}
-    if formats - {"srt", "vtt", "json"}:
-        raise UsageError(f"--captions takes srt, vtt and/or json, got {args.captions!r}")
+    if formats - set(FORMAT_SUFFIXES):
+        raise RequestError(f"--captions takes srt, vtt and/or json, got {args.captions!r}")
     if args.out_dir is not None and not args.out_dir.is_dir():
-        raise UsageError(f"--out-dir {args.out_dir} does not exist; create it first")
-
+        raise RequestError(f"--out-dir {args.out_dir} does not exist; create it first")
     if args.batch is None:
         if args.input is None:
-            raise UsageError("give an audio file (python -m engine animate IN.wav) or --batch LIST")
-        entries: list[dict[str, Any]] = [
-            {"audio": str(args.input), "output": args.output, "srt": args.srt, "vtt": args.vtt,
-             "captions_json": args.captions_json}
-        ]  # fmt: skip
+            raise RequestError("give an audio file (python -m engine animate IN.wav) or --batch LIST")
+        entries: list[Any] = [
+            {"audio": str(args.input), "output": args.output, "caption_files": caption_flag_files(args)}
+        ]
     else:
         if args.input is not None or args.output is not None:
-            raise UsageError("--batch takes its inputs from the list; drop IN and -o (use --out-dir)")
+            raise RequestError("--batch takes its inputs from the list; drop IN and -o (use --out-dir)")
         if args.srt or args.vtt or args.captions_json:
-            raise UsageError("with --batch use --captions srt,vtt,json (written next to each output)")
-        entries = _read_batch(args.batch)
+            raise RequestError("with --batch use --captions srt,vtt,json (written next to each output)")
+        entries = read_batch(args.batch)
 
-    jobs: list[Job | tuple[str, str]] = []
+    requests: list[AnimateRequest | Failed] = []
     seen: set[Path] = set()
     for index, entry in enumerate(entries, start=1):
         try:
-            jobs.append(_build_job(entry, args, defaults, formats, seen))
-        except UsageError as error:
+            requests.append(_job_request(entry, args, defaults, formats, seen))
+        except RequestError as error:
             if args.batch is None:
                 raise
-            jobs.append(
-                (
-                    str(entry.get("audio", f"job {index}")) if isinstance(entry, dict) else f"job {index}",
-                    str(error),
-                )
-            )
-    return jobs
+            audio = entry.get("audio", f"job {index}") if isinstance(entry, dict) else f"job {index}"
+            requests.append((str(audio), str(error)))
+    return requests
 
 
-def _build_job(
-    entry: Any, args: argparse.Namespace, defaults: dict, formats: set[str], seen: set[Path]
-) -> Job:
+def _job_request(
+    entry: Any, args: argparse.Namespace, defaults: dict[str, Any], formats: set[str], seen: set[Path]
+) -> AnimateRequest:
     if not isinstance(entry, dict) or "audio" not in entry:
-        raise UsageError("each job needs an 'audio' path")
+        raise RequestError("each job needs an 'audio' path")
+    entry = upgrade(entry)
+    if args.batch is not None:  # paths in a batch file are relative to the file
+        entry = resolve_paths(entry, args.batch.parent)
     audio = Path(str(entry["audio"]))
-    if args.batch is not None and not audio.is_absolute() and not audio.exists():
-        audio = args.batch.parent / audio  # relative to the list file
-    if not audio.is_file():
-        raise UsageError(f"audio file {audio} not found")
     output = entry.get("output")
     if output is None:
         folder = args.out_dir if args.out_dir is not None else audio.parent
         output = folder / (audio.stem + ".npz")
-    output = _check_output(Path(output), ".npz", "output")
-    if output.resolve() in seen:
-        raise UsageError(f"output {output} is written by an earlier job too")
-    seen.add(output.resolve())
-    captions = {}
-    for key, suffix in CAPTION_SUFFIXES.items():
-        value = entry.get(key)
-        if value is None and key.replace("captions_", "") in formats:
-            value = output.with_suffix(suffix)
-        if value is not None:
-            captions[key] = _check_output(Path(value), suffix, key.replace("_", " "))
-    extra = {k: v for k, v in entry.items() if k not in {"audio", "output", *CAPTION_SUFFIXES}}
-    return Job(audio, output, _options_from(extra, defaults), captions)
+    caption_files = [str(p) for p in entry.get("caption_files", [])]
+    given = {Path(p).suffix.lower() for p in caption_files}
+    caption_files += [
+        str(Path(output).with_suffix(suffix))
+        for name, suffix in FORMAT_SUFFIXES.items()
+        if name in formats and suffix not in given
+    ]
+    if isinstance(entry.get("emotion"), str):
+        entry["emotion"] = emotion_from_text(entry["emotion"])
+    fields = {
+        **entry,
+        "schema_version": SCHEMA_VERSION,  # upgraded above
+        "audio": str(audio),
+        "output": str(output),
+        "caption_files": caption_files,
+    }
+    request = AnimateRequest.from_mapping(fields, defaults)
+    request.check_files()
+    resolved = Path(str(request.output)).resolve()
+    if resolved in seen:
+        raise RequestError(f"output {request.output} is written by an earlier job too")
+    seen.add(resolved)
+    return request
 
 
-def _read_batch(path: Path) -> list[dict[str, Any]]:
+def read_batch(path: Path) -> list[Any]:
+    """Jobs of a batch file: a text file of audio paths, or JSON (a list of jobs, or an object with
+    `jobs` and optionally `schema_version` and `defaults` shared by every job)."""
     if not path.is_file():
-        raise UsageError(f"batch list {path} not found")
+        raise RequestError(f"batch list {path} not found")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise UsageError(f"batch file {path} is not valid JSON: {error}") from None
+            raise RequestError(f"batch file {path} is not valid JSON: {error}") from None
+        shared: dict[str, Any] = {}
         if isinstance(data, dict):
+            shared = dict(data.get("defaults") or {})
+            if "schema_version" in data:
+                shared["schema_version"] = data["schema_version"]
             data = data.get("jobs")
         if not isinstance(data, list):
-            raise UsageError(f'batch file {path} must hold a list of jobs (or {{"jobs": [...]}})')
-        return [{"audio": item} if isinstance(item, str) else item for item in data]
+            raise RequestError(f'batch file {path} must hold a list of jobs (or {{"jobs": [...]}})')
+        jobs = [{"audio": item} if isinstance(item, str) else item for item in data]
+        return [{**shared, **job} if isinstance(job, dict) else job for job in jobs]
     lines = [line.strip() for line in text.splitlines()]
     entries = [{"audio": line} for line in lines if line and not line.startswith("#")]
     if not entries:
-        raise UsageError(f"batch list {path} has no audio paths")
+        raise RequestError(f"batch list {path} has no audio paths")
     return entries
-
-
-def _write_outputs(animation, job: Job) -> list[Path]:
-    """Render everything first, then rename into place: a failure leaves no partial files."""
-    from engine.captions import to_json, to_srt, to_vtt
-
-    renders = {
-        "srt": lambda: to_srt(animation.captions),
-        "vtt": lambda: to_vtt(animation.captions),
-        "captions_json": lambda: to_json(animation),
-    }
-    texts = {key: renders[key]() for key in job.captions}
-    temporary = []
-    try:
-        for key, text in texts.items():
-            tmp = job.captions[key].with_name(job.captions[key].name + ".partial")
-            tmp.write_text(text, encoding="utf-8")
-            temporary.append((tmp, job.captions[key]))
-        animation.save(job.output)
-        for tmp, final in temporary:
-            tmp.replace(final)
-    except BaseException:
-        for tmp, _ in temporary:
-            tmp.unlink(missing_ok=True)
-        raise
-    return [job.output, *job.captions.values()]
 
 
 def run_animate(args: argparse.Namespace) -> int:
     try:
-        jobs = build_jobs(args)
-    except UsageError as error:
+        requests = build_requests(args)
+        keys, done = _resume_state(args)
+        report = BatchReport(args.report, args.batch)
+    except (RequestError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from engine.api import Engine
-    from engine.audio.io import AudioError
-
-    try:
-        engine = Engine(weights=args.weights, device=args.device, threads=args.threads)
-    except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:
-        print(f"error: cannot load the model: {error}", file=sys.stderr)
-        return 2
-
-    from tqdm import tqdm
-
-    summary: list[dict[str, Any]] = [
-        {"audio": job[0], "ok": False, "error": job[1]} for job in jobs if isinstance(job, tuple)
-    ]
-    for job in jobs:
-        if isinstance(job, tuple):
-            continue
-        started = time.perf_counter()
-        bar = tqdm(total=100, desc=job.audio.name, unit="%", disable=args.quiet, leave=False, file=sys.stderr)
-        last = [0]
-
-        def progress(fraction: float, bar=bar, last=last) -> None:
-            step = int(fraction * 100)
-            if step > last[0]:
-                bar.update(step - last[0])
-                last[0] = step
+    engine = None
+    if any(not isinstance(job, tuple) and key not in done for key, job in zip(keys, requests, strict=True)):
+        from engine.api import Engine
 
         try:
-            animation = engine.animate(str(job.audio), progress=progress, **job.options)
-            written = _write_outputs(animation, job)
-        except Exception as error:  # noqa: BLE001 - one failed take must not stop the batch
-            if not isinstance(error, (AudioError, ValueError, OSError)):
-                error = RuntimeError(f"{type(error).__name__}: {error}")
-            summary.append({"audio": str(job.audio), "ok": False, "error": str(error)})
-            if not args.quiet:
-                tqdm.write(f"FAILED {job.audio}: {error}", file=sys.stderr)
-            continue
-        finally:
-            bar.close()
-        seconds = time.perf_counter() - started
-        summary.append(
-            {
-                "audio": str(job.audio),
-                "ok": True,
-                "outputs": [str(p) for p in written],
-                "frames": animation.n_frames,
-                "duration_s": round(animation.duration, 3),
-                "seconds": round(seconds, 3),
-                "captions": len(animation.captions),
-                "mean_sync": round(
-                    sum(c.sync for c in animation.captions) / max(1, len(animation.captions)), 3
-                ),
-            }
-        )
+            engine = Engine(
+                weights=args.weights, device=args.device, threads=args.threads, backend=args.backend
+            )
+        except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:
+            print(f"error: cannot load the model: {error}", file=sys.stderr)
+            return 2
+    summary: list[dict[str, Any]] = []
+    for index, (key, job) in enumerate(zip(keys, requests, strict=True), start=1):
+        entry: dict[str, Any]
+        if key in done:  # --resume: this job succeeded before and its files are still there
+            entry = {"audio": done[key].label, "ok": True, "skipped": True, "outputs": done[key].outputs}
+            status = SKIPPED
+        elif isinstance(job, tuple):
+            entry, status = {"audio": job[0], "ok": False, "error": job[1]}, INVALID
+        else:
+            entry = _run_one(engine, job, args)
+            status = OK if entry["ok"] else FAILED
+        summary.append(entry)
+        report.add(JobResult(index, key, entry["audio"], status, entry.get("error"), entry.get("outputs", []),
+                             seconds=entry.get("seconds", 0.0)))  # fmt: skip
     failed = [s for s in summary if not s["ok"]]
     if args.json:
         print(json.dumps({"jobs": summary, "failed": len(failed)}, indent=1))
     else:
-        for s in summary:
-            if s["ok"]:
-                print(
-                    f"ok      {s['audio']} -> {s['outputs'][0]}  ({s['duration_s']:.1f} s of audio in "
-                    f"{s['seconds']:.2f} s, {s['captions']} captions, mean sync {s['mean_sync']:.2f})"
-                )
-            else:
-                print(f"FAILED  {s['audio']}: {s['error']}")
-        if len(summary) > 1:
-            print(f"{len(summary) - len(failed)} of {len(summary)} succeeded")
+        _print_summary(summary, len(failed))
     return 1 if failed else 0
+
+
+def _resume_state(args: argparse.Namespace) -> tuple[list[str], dict[str, JobResult]]:
+    """The identity of every job, and (with --resume) the jobs the report says already succeeded."""
+    if (args.report or args.resume) and args.batch is None:
+        raise RequestError("--report and --resume are for --batch runs")
+    if args.resume and not args.report:
+        raise RequestError("--resume needs --report FILE: the report of the run to resume")
+    entries = read_batch(args.batch) if args.batch is not None else [{"audio": str(args.input)}]
+    keys = [job_key(entry) for entry in entries]
+    return keys, succeeded_before(args.report) if args.resume else {}
+
+
+def _run_one(engine, request: AnimateRequest, args: argparse.Namespace) -> dict[str, Any]:
+    """Animate one take and write its files; a failure becomes a summary line, not an exception."""
+    from tqdm import tqdm
+
+    from engine.audio.io import AudioError
+
+    audio = str(request.audio)
+    started = time.perf_counter()
+    bar = tqdm(total=100, desc=Path(audio).name, unit="%", disable=args.quiet, leave=False, file=sys.stderr)
+    last = [0]
+
+    def progress(fraction: float) -> None:
+        step = int(fraction * 100)
+        if step > last[0]:
+            bar.update(step - last[0])
+            last[0] = step
+
+    try:
+        animation = engine.animate(request, progress=progress)
+        written = write_outputs(animation, request) + _write_timing(animation, request, args.timing)
+    except Exception as error:  # noqa: BLE001 - one failed take must not stop the batch
+        if not isinstance(error, (AudioError, ValueError, OSError)):
+            error = RuntimeError(f"{type(error).__name__}: {error}")
+        if not args.quiet:
+            tqdm.write(f"FAILED {audio}: {error}", file=sys.stderr)
+        return {"audio": audio, "ok": False, "error": str(error)}
+    finally:
+        bar.close()
+    syncs = [c.sync for c in animation.captions]
+    return {
+        "audio": audio,
+        "ok": True,
+        "outputs": [str(p) for p in written],
+        "frames": animation.n_frames,
+        "duration_s": round(animation.duration, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+        "captions": len(animation.captions),
+        "mean_sync": round(sum(syncs) / max(1, len(syncs)), 3),
+        "notes": list(animation.meta.get("notes", [])),
+    }
+
+
+def _write_timing(animation, request: AnimateRequest, formats: str | None) -> list[Path]:
+    """--timing json,tsv: the script's word and phone times next to the take (scripted takes only)."""
+    if not formats or "script" not in animation.meta or request.output is None:
+        return []
+    from engine.script.words import write_timing
+
+    wanted = dict.fromkeys(f.strip().lower() for f in formats.split(",") if f.strip())
+    stem = Path(request.output).with_suffix("")
+    return [write_timing(animation, stem.with_name(stem.name + TIMING_SUFFIXES[f])) for f in wanted]
+
+
+def _print_summary(summary: list[dict[str, Any]], failed: int) -> None:
+    for s in summary:
+        if s.get("skipped"):
+            print(f"skipped {s['audio']}: done in the resumed run")
+        elif s["ok"]:
+            print(
+                f"ok      {s['audio']} -> {s['outputs'][0]}  ({s['duration_s']:.1f} s of audio in "
+                f"{s['seconds']:.2f} s, {s['captions']} captions, mean sync {s['mean_sync']:.2f})"
+            )
+            for note in s.get("notes", []):
+                print(f"        note: {note}")
+        else:
+            print(f"FAILED  {s['audio']}: {s['error']}")
+    if len(summary) > 1:
+        print(f"{len(summary) - failed} of {len(summary)} succeeded")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,22 +291,24 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument(
         "--out-dir", type=Path, help="folder for batch outputs (default: next to each input)"
     )
+    add_request_options(animate, fps_default="30")
     animate.add_argument(
-        "--emotion", help="emotion name, or a schedule 'time:emotion[:intensity],...', or a .json schedule"
-    )
-    animate.add_argument("--intensity", type=float, default=1.0, help="emotion intensity 0..1 (default 1)")
-    animate.add_argument("--style", help="speaker style as JSON, e.g. '{\"articulation\": 1.2}'")
-    animate.add_argument(
-        "--fps", type=float, default=30.0, help="frame rate: 24, 25, 30, 50 or 60 (default 30)"
+        "--timing", help="with a script, also write its word/phone timing next to each output: json,tsv"
     )
     animate.add_argument("--captions", help="caption formats to write next to each output: srt,vtt,json")
-    animate.add_argument("--srt", type=Path, help="write captions as SubRip to this path")
-    animate.add_argument("--vtt", type=Path, help="write captions as WebVTT")
-    animate.add_argument("--captions-json", type=Path, help="write captions and phonemes as JSON")
     animate.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    animate.add_argument(
+        "--report", type=Path, help="write a JSON result per batch job (status, error, outputs)"
+    )
+    animate.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --batch and --report: run only the jobs that did not succeed",
+    )
     animate.add_argument("--weights", help="checkpoint .safetensors (default: the shipped weights)")
     animate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     animate.add_argument("--threads", type=int, help="CPU threads for torch")
+    animate.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
     animate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     serve = commands.add_parser("serve", help="run the persistent JSON worker (see engine.serve)")
@@ -323,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--weights", help="checkpoint .safetensors (default: the shipped weights)")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     serve.add_argument("--threads", type=int, help="CPU threads for torch")
+    serve.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
     return parser
 
 
@@ -333,4 +329,4 @@ def main(argv: list[str] | None = None) -> int:
         return run_animate(args)
     from engine.serve import serve_stdio
 
-    return serve_stdio(weights=args.weights, device=args.device, threads=args.threads)
+    return serve_stdio(weights=args.weights, device=args.device, threads=args.threads, backend=args.backend)

@@ -427,7 +427,52 @@ def run(
     return report
 
 
+def unseen_voice_main(argv: list[str]) -> int:
+    """`python -m engine.eval --protocol unseen-engine ...`: see engine.voice_eval."""
+    from engine.voice_eval import format_report, parse_run, run_protocol, write_report
+    from engine.weights import CheckpointError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.eval --protocol unseen-engine",
+        description="Lip contact, rest, rounding, LVE and PER on engines and voices left out of training, "
+        "with default conditioning, beside the ground-truth and frozen-face controls.",
+    )
+    parser.add_argument("--data", required=True, type=Path, help="corpus with unseen-engine views")
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        help="NAME=WEIGHTS[@VIEW]: NAME an engine left out of that run (view unseen-NAME) or any label "
+        "(view test_voices); repeat for folds and seeds",
+    )
+    parser.add_argument("--max-clips", type=int, default=60, help="clips per run (default 60)")
+    parser.add_argument("--oracle", action="store_true", help="also report oracle emotion and style")
+    parser.add_argument("--json", type=Path, help="write the full report here")
+    args = parser.parse_args(argv)
+    if args.max_clips < 1:
+        parser.error("--max-clips must be >= 1")
+    try:
+        runs = [parse_run(text) for text in args.run]
+        report = run_protocol(args.data, runs, args.max_clips, args.oracle)
+    except (FileNotFoundError, ValueError, KeyError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["command"] = ["python", "-m", "engine.eval", "--protocol", "unseen-engine", *argv]
+    print(format_report(report))
+    if args.json:
+        print(f"report written to {write_report(report, args.json)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--protocol" in argv:
+        at = argv.index("--protocol")
+        protocol = argv[at + 1] if at + 1 < len(argv) else ""
+        if protocol != "unseen-engine":
+            print(f"error: --protocol {protocol!r}: the only protocol is 'unseen-engine'", file=sys.stderr)
+            return 2
+        return unseen_voice_main(argv[:at] + argv[at + 2 :])
     parser = argparse.ArgumentParser(prog="python -m engine.eval", description="Evaluate DualFace weights.")
     parser.add_argument("--weights", required=True, help="a .safetensors file or a run folder")
     parser.add_argument("--data", required=True, type=Path, help="dataset folder")
@@ -468,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_progress,
             args.lip_reader,
             args.masks,
-            ["python", "-m", "engine.eval", *(sys.argv[1:] if argv is None else argv)],
+            ["python", "-m", "engine.eval", *argv],
         )
     except (FileNotFoundError, ValueError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.phonemes import BILABIALS
+from engine.phonemes import BILABIALS, SILENCE
 
 if TYPE_CHECKING:
     from engine.face.template import FaceTemplate
@@ -149,7 +149,7 @@ def bilabial_closures(
 
     `vertices` are absolute positions; `template` is the face whose inner-lip vertex pairs are
     measured (engine.face.load_template() when None); `gap_fn(vertices, template)` defaults to
-    engine.face.arkit_basis.inner_lip_gap, the mean opening of those pairs.
+    engine.arkit.basis.inner_lip_gap, the mean opening of those pairs.
     """
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
@@ -164,7 +164,7 @@ def bilabial_closures(
             "template must be an engine.face.FaceTemplate (it names the inner-lip pairs), or None"
         )
     if gap_fn is None:
-        from engine.face.arkit_basis import inner_lip_gap
+        from engine.arkit.basis import inner_lip_gap
 
         gap_fn = inner_lip_gap
     gap = np.asarray(gap_fn(vertices, template))
@@ -186,3 +186,76 @@ def bilabial_closure_rate(
     """Share of p/b/m phones whose minimum inner-lip gap drops below `threshold` metres (nan if none)."""
     closed, total = bilabial_closures(vertices, phones, fps, template, threshold, gap_fn)
     return closed / total if total else float("nan")
+
+
+# ---- lip sync as a viewer sees it (the unseen-voice protocol of engine.voice_eval) ------------------
+# The gap is the distance between the template's inner-lip midline vertices 13 (upper) and 14 (lower):
+# what a viewer reads as "the lips touch". One millimetre allows for the lips' own thickness.
+UPPER_LIP_VERTEX, LOWER_LIP_VERTEX = 13, 14
+MOUTH_CORNER_VERTICES = (61, 291)
+TOUCH_MM = 1.0
+REST_MIN_PAUSE_S = 0.3  # pauses at least this long must show the rest face ...
+REST_TRIM_S = 0.1  # ... after this much at each edge (the mouth closes and opens again)
+ROUND_PHONES = frozenset({"OW", "UW", "W"})
+SPREAD_PHONES = frozenset({"IY", "EY", "AE"})
+
+
+def lip_gap_mm(vertices: np.ndarray) -> np.ndarray:
+    """Inner-lip gap per frame (mm) of absolute template vertices [T, 468, 3] in metres."""
+    v = np.asarray(vertices, dtype=np.float64)
+    return np.linalg.norm(v[:, UPPER_LIP_VERTEX] - v[:, LOWER_LIP_VERTEX], axis=-1) * 1000.0
+
+
+def mouth_width_mm(vertices: np.ndarray) -> np.ndarray:
+    v = np.asarray(vertices, dtype=np.float64)
+    left, right = MOUTH_CORNER_VERTICES
+    return np.linalg.norm(v[:, left] - v[:, right], axis=-1) * 1000.0
+
+
+def _frames_with_margin(start: float, end: float, fps: float, n_frames: int, margin: int) -> np.ndarray:
+    frames = _phone_frames(start, end, fps, n_frames)
+    return np.arange(max(frames[0] - margin, 0), min(frames[-1] + margin + 1, n_frames))
+
+
+def contact_counts(gap_mm: np.ndarray, phones: Sequence, fps: float, margin: int = 1) -> tuple[int, int]:
+    """(p/b/m phones whose gap drops to <= TOUCH_MM within the phone +- `margin` frames, all p/b/m)."""
+    closed = total = 0
+    for phone in phones:
+        if phone.phone in BILABIALS:
+            frames = _frames_with_margin(phone.start, phone.end, fps, len(gap_mm), margin)
+            closed += int(np.min(gap_mm[frames]) <= TOUCH_MM)
+            total += 1
+    return closed, total
+
+
+def rest_counts(gap_mm: np.ndarray, phones: Sequence, fps: float) -> tuple[int, int]:
+    """(frames at rest, frames counted) inside pauses >= REST_MIN_PAUSE_S, REST_TRIM_S trimmed per edge."""
+    at_rest = total = 0
+    for phone in phones:
+        if phone.phone == SILENCE and phone.end - phone.start >= REST_MIN_PAUSE_S:
+            start, end = phone.start + REST_TRIM_S, min(phone.end - REST_TRIM_S, len(gap_mm) / fps)
+            first, last = int(np.ceil(start * fps)), int(np.floor(end * fps))
+            if last < first:
+                continue
+            window = gap_mm[first : last + 1]
+            at_rest += int((window <= TOUCH_MM).sum())
+            total += len(window)
+    return at_rest, total
+
+
+def rounding_mm(width_mm: np.ndarray, phones: Sequence, fps: float) -> tuple[float, float]:
+    """(summed mouth width over the middles of spread vowels minus that of rounded sounds, count of
+    pairs) — pooled by the caller into a mean contrast; a frozen face scores 0, real rounding > 0."""
+
+    def widths(kinds: frozenset) -> list[float]:
+        out = []
+        for phone in phones:
+            if phone.phone in kinds:
+                centre = int(round(0.5 * (phone.start + phone.end) * fps))
+                out.append(float(width_mm[min(max(centre, 0), len(width_mm) - 1)]))
+        return out
+
+    spread, rounded = widths(SPREAD_PHONES), widths(ROUND_PHONES)
+    if not spread or not rounded:
+        return 0.0, 0.0
+    return float(np.mean(spread) - np.mean(rounded)), 1.0

@@ -5,34 +5,13 @@ add-on starts `python -m engine serve --stdio` once with the user's Python, keep
 one JSON request per line. The client half of this module (`WorkerClient`) is stdlib only, so the
 add-on imports it without torch; the server half imports the engine lazily.
 
-Protocol (UTF-8, one JSON object per line, both directions)
------------------------------------------------------------
-Request:  {"id": "<string>", "method": "animate" | "cancel" | "ping" | "shutdown", "params": {...}}
-
-- ``animate`` params: ``audio`` (path, required), ``fps`` (25/30/60, default 30), ``emotion`` (name or
-  list of ``[time_s, emotion, intensity]``), ``intensity`` (0..1), ``style`` (object of
-  SpeakerStyle fields), ``output`` (path of an ``.npz`` to write with ``Animation.save``; without it
-  the result carries the arrays inline as base64), ``captions`` (optional list of ``.srt``/``.vtt``/
-  ``.json`` paths to write), ``progress`` (bool, default true).
-- ``cancel`` params: ``{"target": "<id of the request to cancel>"}``; works while it runs or waits.
-- ``ping``: answered at once, even while an animation runs.
-- ``shutdown``: cancels running work, answers, and exits with code 0.
-
-Responses (each carries the request's ``id``):
-
-- ``{"id": null, "type": "ready", "version": ..., "device": ..., "protocol": 1}`` once, at start-up.
-- ``{"id": ..., "type": "progress", "fraction": 0.0..1.0}`` while animating.
-- ``{"id": ..., "type": "result", "result": {...}}`` -- animate: ``n_frames``, ``fps``, ``duration``,
-  ``captions`` (list of objects), ``output`` (path) or ``arrays`` (``{"offsets"|"arkit": {"dtype",
-  "shape", "base64"}}``) plus ``audio_phonemes``/``lip_phonemes``; ping: ``{"pong": true}``;
-  cancel: ``{"cancelled": bool}``; shutdown: ``{"bye": true}``.
-- ``{"id": ..., "type": "error", "error": {"code": ..., "message": ...}}`` with codes
-  ``parse_error`` (line is not JSON), ``invalid_request`` (no id / unknown method / params not an
-  object), ``invalid_params`` (bad fps, emotion, output path...), ``audio_error`` (unreadable audio),
-  ``cancelled``, ``internal_error``. A start-up failure (weights) is a ``fatal`` message, then exit 2.
-
-Requests run one at a time in arrival order; ``ping`` and ``cancel`` are handled on arrival.
-Nothing but protocol lines is ever written to stdout (library prints go to stderr).
+Protocol, in short (docs/worker-protocol.md has it in full): one JSON object per line each way.
+A request is `{"id", "method": "animate" | "cancel" | "ping" | "shutdown", "params"}`; animate's params
+are an `engine.request.AnimateRequest` in its JSON form (docs/request.schema.json, with
+`schema_version`) plus `progress` (bool). Answers carry the request's id and are `progress`,
+`result` or `error` (`code`, `message`); the worker greets with `ready` (its `schema_version`).
+Requests run one at a time in arrival order; `ping` and `cancel` are handled on arrival. Nothing but
+protocol lines is ever written to stdout (library prints go to stderr).
 """
 
 from __future__ import annotations
@@ -50,8 +29,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROTOCOL_VERSION = 1
+from engine.request import (
+    SCHEMA_VERSION,
+    AnimateRequest,
+    AudioFileError,
+    RequestError,
+    UnsupportedVersion,
+    write_outputs,
+)
+
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+MAX_LINE_CHARS = 1_000_000  # a request names its audio by path: no legitimate line comes near this
+MAX_MESSAGE_CHARS = 2000
 
 
 # ---- client (stdlib only) --------------------------------------------------------------------------
@@ -104,6 +93,7 @@ class WorkerClient:
                 cwd=cwd or _PACKAGE_PARENT,
                 text=True,
                 encoding="utf-8",
+                errors="replace",  # a stray non-UTF-8 byte must not kill the reader
                 bufsize=1,
             )
         except OSError as error:
@@ -134,6 +124,13 @@ class WorkerClient:
             self.close(kill=True)
             detail = hello.get("error", {}).get("message") or self._stderr_text()
             raise WorkerError("worker_start_failed", detail or "worker exited during start-up")
+        if hello.get("schema_version", 1) < SCHEMA_VERSION:
+            self.close(kill=True)
+            raise WorkerError(
+                "worker_start_failed",
+                f"the engine at {python_exe} speaks request schema {hello.get('schema_version', 1)}, this "
+                f"client needs {SCHEMA_VERSION}: update the engine there (pip install the same DualFace)",
+            )
         self.info = hello
 
     # -- requests --
@@ -199,9 +196,16 @@ class WorkerClient:
     def ping(self, timeout: float = 10.0) -> bool:
         return bool(self.request("ping", timeout=timeout).get("pong"))
 
-    def animate(self, audio: str, timeout: float | None = None, on_progress=None, **params) -> dict:
-        """Animate `audio` (a path); extra keyword arguments are the protocol's animate params."""
-        return self.request("animate", {"audio": str(audio), **params}, timeout, on_progress)
+    def animate(
+        self, request: AnimateRequest | str, timeout: float | None = None, on_progress=None, **params
+    ) -> dict:
+        """Animate a request, or an audio path with the request's fields as keywords (plus
+        `progress=False` to get no progress messages)."""
+        if isinstance(request, AnimateRequest):
+            fields = request.to_mapping()
+        else:
+            fields = {"schema_version": SCHEMA_VERSION, "audio": str(request)}
+        return self.request("animate", {**fields, **params}, timeout, on_progress)
 
     def cancel(self, request_id: str, timeout: float = 10.0) -> bool:
         return bool(self.request("cancel", {"target": request_id}, timeout).get("cancelled"))
@@ -239,19 +243,25 @@ class WorkerClient:
     # -- plumbing --
 
     def _read_stdout(self) -> None:
-        for line in self._stdout:
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                self._stderr_tail.append("[stdout, not protocol] " + line.rstrip())
-                continue
-            if message.get("type") in ("ready", "fatal"):
-                self._ready.put(message)
-                continue
-            box = self._mailboxes.get(str(message.get("id")))
-            if box is not None:
-                box.put(message)
-        self._process.wait()
+        """Route protocol messages to their mailboxes; any other line is logged, never fatal, so the
+        worker's exit is always reported."""
+        try:
+            for line in self._stdout:
+                message = _protocol_message(line)
+                if message is None:
+                    self._stderr_tail.append("[stdout, not protocol] " + line.rstrip()[:200])
+                elif message["type"] in ("ready", "fatal"):
+                    self._ready.put(message)
+                else:
+                    box = self._mailboxes.get(str(message.get("id")))
+                    if box is not None:
+                        box.put(message)
+        except (OSError, ValueError):  # the stream was closed under us by close()
+            pass
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # stdout closed but the process lingers: it is no worker now
+            pass
         error = self._died()
         self._ready.put({"type": "fatal", "error": {"message": error.message}})
         with self._lock:
@@ -279,7 +289,20 @@ class WorkerClient:
 # ---- server ----------------------------------------------------------------------------------------
 
 
-class RequestError(Exception):
+def _protocol_message(line: str) -> dict | None:
+    """A line of the worker's stdout as a protocol message (a JSON object with a string `type`), else None."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(message, dict) and isinstance(message.get("type"), str):
+        return message
+    return None
+
+
+class ProtocolError(Exception):
+    """A request the worker answers with an error message: `code` is the protocol's error code."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -312,17 +335,27 @@ class Worker:
             self.writer.flush()
 
     def error(self, request_id, code: str, message: str) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:  # an error may quote a huge value back
+            message = message[:MAX_MESSAGE_CHARS] + " ..."
         self.send({"id": request_id, "type": "error", "error": {"code": code, "message": message}})
 
     def run(self) -> int:
         runner = threading.Thread(target=self._run_jobs, daemon=True)
         runner.start()
-        for line in self.reader:
-            if not line.strip():
-                continue
-            self._handle_line(line)
-            if self._stopping.is_set():
+        while not self._stopping.is_set():
+            line = self.reader.readline(MAX_LINE_CHARS + 1)
+            if not line:
                 break
+            if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                self._discard_rest_of_line()
+                self.error(
+                    None,
+                    "parse_error",
+                    f"request line longer than {MAX_LINE_CHARS} characters; send audio as a file path",
+                )
+                continue
+            if line.strip():
+                self._handle_line(line)
         # stdin closed or shutdown: stop after cancelling whatever runs
         self._stopping.set()
         for job in list(self._pending.values()):
@@ -331,12 +364,32 @@ class Worker:
         runner.join(timeout=30)
         return 0
 
+    def _discard_rest_of_line(self) -> None:
+        while True:
+            piece = self.reader.readline(MAX_LINE_CHARS + 1)
+            if not piece or piece.endswith("\n"):
+                return
+
     def _handle_line(self, line: str) -> None:
+        """Answer one request line; whatever the line holds, it gets an answer and the worker lives."""
         try:
             request = json.loads(line)
-        except json.JSONDecodeError as error:
-            self.error(None, "parse_error", f"request is not valid JSON: {error}")
+        except (ValueError, RecursionError) as error:  # bad JSON, 5000-digit numbers, 100,000-deep nesting
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            self.error(None, "parse_error", f"request is not valid JSON: {reason}")
             return
+        request_id = request.get("id") if isinstance(request, dict) else None
+        try:
+            self._dispatch(request)
+        except Exception as error:  # noqa: BLE001 - one request must never take the worker down
+            known = (
+                str(request_id)
+                if isinstance(request_id, (str, int)) and not isinstance(request_id, bool)
+                else None
+            )
+            self.error(known, "internal_error", f"{type(error).__name__}: {error}")
+
+    def _dispatch(self, request: Any) -> None:
         if not isinstance(request, dict):
             self.error(None, "invalid_request", "a request must be a JSON object")
             return
@@ -385,37 +438,29 @@ class Worker:
             job = self._jobs.get()
             if job is None:
                 return
+            answer: tuple[str, str] | None = None  # (code, message) of an error
             try:
                 if job.cancel.is_set():
-                    raise RequestError("cancelled", "cancelled before it started")
+                    raise ProtocolError("cancelled", "cancelled before it started")
                 result = self._animate(job)
-                self.send({"id": job.id, "type": "result", "result": result})
-            except RequestError as error:
-                self.error(job.id, error.code, str(error))
+            except ProtocolError as error:
+                answer = (error.code, str(error))
             except Exception as error:  # noqa: BLE001 - a worker must answer, never die on one request
-                self.error(job.id, "internal_error", f"{type(error).__name__}: {error}")
+                answer = ("internal_error", f"{type(error).__name__}: {error}")
             finally:
-                self._pending.pop(job.id, None)
+                self._pending.pop(job.id, None)  # before the answer: the client may reuse the id at once
+            if answer is None:
+                self.send({"id": job.id, "type": "result", "result": result})
+            else:
+                self.error(job.id, *answer)
 
     def _animate(self, job: _Job) -> dict:
-        from engine.api import Cancelled, parse_animate_options
+        from engine.api import Cancelled
         from engine.audio.io import AudioError
 
         params = dict(job.params)
-        audio = params.pop("audio", None)
-        if not isinstance(audio, str) or not audio:
-            raise RequestError("invalid_params", "animate needs 'audio': the path of a wav/flac/ogg/mp3 file")
-        output = params.pop("output", None)
-        captions = params.pop("captions", None) or []
-        want_progress = bool(params.pop("progress", True))
-        if isinstance(captions, str):
-            captions = [captions]
-        try:
-            options = parse_animate_options(params)
-            targets = _check_outputs(output, captions)
-        except ValueError as error:
-            raise RequestError("invalid_params", str(error)) from None
-
+        want_progress = params.pop("progress", True)
+        request = parse_animate_params(params)
         last_sent = [0.0]
 
         def progress(fraction: float) -> None:
@@ -425,54 +470,53 @@ class Worker:
                 self.send({"id": job.id, "type": "progress", "fraction": round(float(fraction), 4)})
 
         try:
-            animation = self.engine.animate(audio, progress=progress, cancel=job.cancel, **options)
+            animation = self.engine.animate(request, progress=progress, cancel=job.cancel)
         except Cancelled:
-            raise RequestError("cancelled", "cancelled by request") from None
+            raise ProtocolError("cancelled", "cancelled by request") from None
         except AudioError as error:
-            raise RequestError("audio_error", str(error)) from None
+            raise ProtocolError("audio_error", str(error)) from None
         except ValueError as error:
-            raise RequestError("invalid_params", str(error)) from None
+            raise ProtocolError("invalid_params", str(error)) from None
         if job.cancel.is_set():
-            raise RequestError("cancelled", "cancelled by request")
-        from dataclasses import asdict
-
-        from engine.captions import write_captions
-
-        result: dict[str, Any] = {
-            "n_frames": animation.n_frames,
-            "fps": animation.fps,
-            "duration": animation.duration,
-            "captions": [asdict(c) for c in animation.captions],
-        }
-        if targets["output"] is not None:
-            result["output"] = str(animation.save(targets["output"]))
-        else:
-            result["arrays"] = {
-                name: _encode_array(getattr(animation, name)) for name in ("offsets", "arkit")
-            }
-            result["audio_phonemes"] = [asdict(p) for p in animation.audio_phonemes]
-            result["lip_phonemes"] = [asdict(p) for p in animation.lip_phonemes]
-        result["caption_files"] = [str(write_captions(animation, path)) for path in targets["captions"]]
-        return result
+            raise ProtocolError("cancelled", "cancelled by request")
+        return _result(animation, request)
 
 
-def _check_outputs(output, captions) -> dict:
-    """Validate every output path before any work, so a bad path fails fast and writes nothing."""
-    out_path = None
-    if output is not None:
-        if not isinstance(output, str) or not output.endswith(".npz"):
-            raise ValueError(f"'output' must be a path ending in .npz, got {output!r}")
-        out_path = Path(output)
-        if not out_path.parent.is_dir():
-            raise ValueError(f"output folder {out_path.parent} does not exist")
-    caption_paths = []
-    for path in captions:
-        if not isinstance(path, str) or Path(path).suffix.lower() not in (".srt", ".vtt", ".json"):
-            raise ValueError(f"caption path {path!r} must end in .srt, .vtt or .json")
-        if not Path(path).parent.is_dir():
-            raise ValueError(f"caption folder {Path(path).parent} does not exist")
-        caption_paths.append(Path(path))
-    return {"output": out_path, "captions": caption_paths}
+def parse_animate_params(params: dict) -> AnimateRequest:
+    """Animate params as a checked request (files too), or the ProtocolError that answers them."""
+    try:
+        request = AnimateRequest.from_mapping(params)
+        request.check_files()
+    except UnsupportedVersion as error:
+        raise ProtocolError("unsupported_version", str(error)) from None
+    except AudioFileError as error:
+        raise ProtocolError("audio_error", str(error)) from None
+    except RequestError as error:
+        raise ProtocolError("invalid_params", str(error)) from None
+    if not isinstance(request.audio, str):
+        raise ProtocolError("invalid_params", "animate needs 'audio': the path of a wav/flac/ogg/mp3 file")
+    return request
+
+
+def _result(animation, request: AnimateRequest) -> dict[str, Any]:
+    """The result message of a finished take: files written as asked, arrays inline otherwise."""
+    from dataclasses import asdict
+
+    written = write_outputs(animation, request)
+    result: dict[str, Any] = {
+        "n_frames": animation.n_frames,
+        "fps": animation.fps,
+        "duration": animation.duration,
+        "captions": [asdict(c) for c in animation.captions],
+        "caption_files": [str(p) for p in written if str(p) != request.output],
+    }
+    if request.output is not None:
+        result["output"] = request.output
+    else:
+        result["arrays"] = {name: _encode_array(getattr(animation, name)) for name in ("offsets", "arkit")}
+        result["audio_phonemes"] = [asdict(p) for p in animation.audio_phonemes]
+        result["lip_phonemes"] = [asdict(p) for p in animation.lip_phonemes]
+    return result
 
 
 def _encode_array(array) -> dict:
@@ -493,7 +537,9 @@ def decode_array(blob: dict):
     return np.frombuffer(base64.b64decode(blob["base64"]), dtype=blob["dtype"]).reshape(blob["shape"])
 
 
-def serve_stdio(weights: str | None = None, device: str = "auto", threads: int | None = None) -> int:
+def serve_stdio(
+    weights: str | None = None, device: str = "auto", threads: int | None = None, backend: str = "auto"
+) -> int:
     """Entry point of `python -m engine serve --stdio`."""
     import io
 
@@ -506,7 +552,7 @@ def serve_stdio(weights: str | None = None, device: str = "auto", threads: int |
         from engine import __version__
         from engine.api import Engine
 
-        engine = Engine(weights=weights, device=device, threads=threads)
+        engine = Engine(weights=weights, device=device, threads=threads, backend=backend)
     except Exception as error:  # noqa: BLE001 - reported to the client, then a clean exit
         protocol_out.write(
             json.dumps({"id": None, "type": "fatal", "error": {"code": "startup", "message": str(error)}})
@@ -521,7 +567,7 @@ def serve_stdio(weights: str | None = None, device: str = "auto", threads: int |
             "type": "ready",
             "version": __version__,
             "device": str(engine.device),
-            "protocol": PROTOCOL_VERSION,
+            "schema_version": SCHEMA_VERSION,
         }
     )
     return worker.run()

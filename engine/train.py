@@ -5,7 +5,7 @@
         --init runs/default/best.safetensors --max-minutes 30
     torchrun --nproc_per_node 2 -m engine.train --data DIR --config FILE --out runs/NAME
 
-See docs/readme/training.md for configs, ablations and the time-budget mode.
+See docs/training.md for configs, ablations and the time-budget mode.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ import numpy as np
 import torch
 
 from engine import __version__
+from engine.request import default_weights_path
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "dualface.safetensors"
-WEIGHTS_ENV = "DUALFACE_WEIGHTS"  # overrides the default path
 FORMAT = "dualface-checkpoint-1"
 PATCH_LABELS_KEY = "motion_encoder.patch_labels"
 LOW_RANK_KEY = "vertex_layer_budget"  # configs older than this key had only dense vertex layers
@@ -40,11 +38,6 @@ class CheckpointError(RuntimeError):
 def sidecar_path(path: str | Path) -> Path:
     """`weights/dualface.safetensors` -> `weights/dualface.json`."""
     return Path(path).with_suffix(".json")
-
-
-def default_weights_path() -> Path:
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser() if env else DEFAULT_WEIGHTS
 
 
 def file_sha256(path: str | Path) -> str:
@@ -159,6 +152,8 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{path} holds a config this version cannot build: {err}") from None
 
+    stored_shapes = _header_shapes(path)
+    _check_shapes(path, _expected_shapes(path, cfg), stored_shapes)
     try:
         with safe_open(str(path), framework="pt") as f:
             tensors = {name: f.get_tensor(name) for name in f.keys()}
@@ -171,34 +166,76 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
             f"tensor data of {path} does not match its recorded sha256: the file is corrupt; download or "
             "copy it again"
         )
-
     labels = tensors.get(PATCH_LABELS_KEY)
     try:
         model = DualFace(cfg, patch_labels=labels.numpy().astype(np.int64) if labels is not None else None)
     except ValueError as err:
         raise CheckpointError(f"{path}: the stored config and tensors disagree: {err}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [
-        f"{k}: file {tuple(tensors[k].shape)} vs config {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing tensors {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            details.append(f"unexpected tensors {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
-        if wrong:
-            details.append("shape mismatch " + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else ""))
-        raise CheckpointError(
-            f"{path} does not match the config stored in it ({', '.join(details)}); the file was written by "
-            "different code or edited -- re-export it with engine.weights.save_checkpoint"
-        )
     model.load_state_dict(tensors)
     return model.to(device).eval()
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor, from the safetensors header alone (no tensor data is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as err:  # safetensors raises several types for damaged headers
+        raise CheckpointError(
+            f"cannot read the tensor list of {path} ({err}); download or copy it again"
+        ) from None
+
+
+def _expected_shapes(path: Path, cfg) -> dict[str, tuple[int, ...]]:
+    """The shapes the stored config implies, from a model built on the meta device: a config that asks
+    for gigabytes costs nothing here, and is refused by :func:`_check_shapes` before any allocation."""
+    from safetensors import safe_open
+
+    from engine.model.dualface import DualFace
+
+    labels = None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if PATCH_LABELS_KEY in f.keys():
+                labels = f.get_tensor(PATCH_LABELS_KEY).numpy().astype(np.int64)
+    except Exception as err:  # safetensors raises several types for damaged files
+        raise CheckpointError(
+            f"cannot read the tensors of {path} ({err}); download or copy it again"
+        ) from None
+    try:
+        with torch.device("meta"):
+            skeleton = DualFace(cfg, patch_labels=labels)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: the stored config and tensors disagree: {err}") from None
+    return {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+
+
+def _check_shapes(
+    path: Path, expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]]
+) -> None:
+    """Refuse a file whose tensors differ from its config (missing, extra or differently shaped)."""
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong = [
+        f"{k}: file {stored[k]} vs config {expected[k]}"
+        for k in sorted(set(expected) & set(stored))
+        if stored[k] != expected[k]
+    ]
+    if not (missing or unexpected or wrong):
+        return
+    details = []
+    if missing:
+        details.append(f"missing tensors {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        details.append(f"unexpected tensors {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    if wrong:
+        details.append("shape mismatch " + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else ""))
+    raise CheckpointError(
+        f"{path} does not match the config stored in it ({', '.join(details)}); the file was written by "
+        "different code or edited -- re-export it with engine.weights.save_checkpoint"
+    )
 
 
 def _existing(path: str | Path | None) -> Path:

@@ -5,6 +5,9 @@ minute on 2 cores) and needs no GPU:
 
     .venv/bin/python scripts/contact_sheet.py --out out/rig_contact_sheet.png \
         [--view front|side|three-quarter] [--zoom face|mouth|eyes] [--weight 1.0]
+
+`--emotions` renders the 8 emotions of the emotion layer (the face each holds in silence) at
+intensities 0.3, 0.6 and 1.0, one row per intensity: docs/img/emotions.png is made this way.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.arkit import ARKIT_INDEX, ARKIT_NAMES  # noqa: E402
+from engine.arkit.basis import apply_arkit  # noqa: E402
 from engine.face import landmarks as lm  # noqa: E402
-from engine.face.arkit_basis import apply_arkit  # noqa: E402
 from engine.face.template import load_template  # noqa: E402
 
 VIEWS = {  # camera yaw around the vertical axis, degrees (0 = looking at the face)
@@ -111,6 +114,24 @@ def shape_poses(weight: float = 1.0) -> list[tuple[str, np.ndarray]]:
     return poses
 
 
+EMOTION_INTENSITIES = (0.3, 0.6, 1.0)
+
+
+def emotion_poses(intensities: tuple[float, ...] = EMOTION_INTENSITIES) -> list[tuple[str, np.ndarray]]:
+    """Each emotion's held face (expression plus the jaw it drops) at each intensity, row by row."""
+    from engine.data import emotion_layer
+    from engine.emotions import EMOTIONS
+
+    poses = []
+    for intensity in intensities:
+        for emotion in EMOTIONS:
+            curve = np.full(1, intensity, np.float32)
+            weights = emotion_layer.expression(emotion, curve)[0].astype(np.float32)
+            weights[ARKIT_INDEX["jawOpen"]] += float(emotion_layer.articulation_gain(emotion, curve)[2][0])
+            poses.append((f"{emotion} {round(intensity * 100)}%", weights))
+    return poses
+
+
 def combo_poses() -> list[tuple[str, np.ndarray]]:
     return [(label, _weights(mapping)) for label, mapping in COMBOS]
 
@@ -166,9 +187,20 @@ def _scene(tile: tuple[int, int], yaw_degrees: float, zoom: str):
     )
     eye_margin |= set(lm.EYELID_UPPER_LEFT_0) | set(lm.EYELID_UPPER_RIGHT_0)
     eye_margin -= set(lm.EYELID_LOWER_LEFT_1) | set(lm.EYELID_LOWER_RIGHT_1)
+    brow = bpy.data.materials.new("brow")  # darker brows, so that their motion reads
+    brow.diffuse_color = (0.30, 0.20, 0.15, 1.0)
+    mesh.materials.append(brow)
+    brows = (
+        set(lm.BROW_UPPER_LEFT)
+        | set(lm.BROW_LOWER_LEFT)
+        | set(lm.BROW_UPPER_RIGHT)
+        | set(lm.BROW_LOWER_RIGHT)
+    )
     for polygon in mesh.polygons:
         if set(polygon.vertices) <= eye_margin:
             polygon.material_index = 1
+        elif set(polygon.vertices) <= brows:
+            polygon.material_index = 2
     face = bpy.data.objects.new("face", mesh)
     scene.collection.objects.link(face)
 
@@ -265,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "rig_contact_sheet.png")
     parser.add_argument("--view", choices=sorted(VIEWS), default="front")
     parser.add_argument("--combos", action="store_true", help="render speech/expression combinations instead")
+    parser.add_argument(
+        "--emotions", action="store_true", help="render the 8 emotions at intensity 0.3, 0.6 and 1.0 instead"
+    )
     parser.add_argument("--regions", action="store_true", help="paint each template region on the rest face")
     parser.add_argument("--columns", type=int, default=9, help="tiles per row (default 9)")
     parser.add_argument("--shapes", help="comma-separated ARKit names to render (default: all 52)")
@@ -277,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--weight must be between -2 and 2")
     start = time.perf_counter()
     poses = combo_poses() if args.combos else shape_poses(args.weight)
+    if args.emotions:
+        poses = emotion_poses()
+        args.columns = 8
     if args.shapes:
         wanted = [name.strip() for name in args.shapes.split(",") if name.strip()]
         unknown = sorted(set(wanted) - set(ARKIT_NAMES))

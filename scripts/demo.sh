@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults: default head, bundled sample speech, shipped weights, headless Blender.
-# Starts from an empty scene (no startup cube), so the movie is the DualFace head in a portrait close-up.
-# Extra options go to the command, e.g. `bash scripts/demo.sh --weights my.safetensors --resolution 512x512`.
+# The main job on the embedded defaults: the bundled sample speech on the complete DualFace head (eyes,
+# teeth, tongue, skull; blinks, gaze and head motion), shipped weights, headless Blender, a three-quarter
+# portrait with captions (scripts/demo.py builds the scene, then runs the headless command on it).
+# Extra options go to the headless command, e.g. `bash scripts/demo.sh --resolution 512x512 --layers none`;
+# `--frames docs/img` also saves a few frames as PNGs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p out
 started=$(date +%s)
-.venv/bin/python -m blender_addon animate --add-head --empty-scene \
-  --audio engine/assets/sample_speech.wav --emotion happy --intensity 0.6 --captions \
-  --render out/demo.mp4 --save out/demo.blend "$@"
+.venv/bin/python scripts/demo.py --out out --text-file engine/assets/sample_speech.script.txt "$@"
 echo "wrote out/demo.blend and out/demo.mp4 in $(( $(date +%s) - started )) s"

@@ -11,12 +11,13 @@ for bin in espeak-ng flite festival text2wave ffmpeg; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=1
 done
 [ -e /usr/share/festival/voices/english/kal_diphone ] || need_apt=1
+[ -e /usr/share/festival/voices/english/ked_diphone ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   echo "[setup] installing system packages (espeak-ng, flite, festival, voices, ffmpeg)"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends \
-    espeak-ng libespeak-ng1 espeak-ng-data flite festival festvox-kallpc16k festvox-us-slt-hts \
+    espeak-ng libespeak-ng1 espeak-ng-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
     ffmpeg libsndfile1 >/dev/null
 fi
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import lsq_linear
 
 from engine.arkit import ARKIT_NAMES
-from engine.arkit_export import (
+from engine.arkit.export import (
     LIVE_LINK_FACE_ORDER,
     ExportError,
     arkit_json,
@@ -19,8 +19,8 @@ from engine.arkit_export import (
     write_arkit_csv,
     write_arkit_json,
 )
-from engine.arkit_names import arkit_name_for, canonical_key, map_shape_keys
-from engine.arkit_solve import ArkitSolver, SolveError, box_qp, objective_rows, solve_arkit
+from engine.arkit.matching import arkit_name_for, canonical_key, map_shape_keys
+from engine.arkit.solve import ArkitSolver, SolveError, box_qp, objective_rows, solve_arkit
 
 # ---------------------------------------------------------------------------------------------
 # Name matching
@@ -183,7 +183,7 @@ def _random_basis(rng, shapes=52, vertices=200):
 
 
 def test_solver_recovers_known_weights_on_the_template_basis():
-    from engine.face.arkit_basis import apply_arkit, arkit_basis
+    from engine.arkit.basis import apply_arkit, arkit_basis
 
     rng = np.random.default_rng(0)
     weights = np.clip(rng.uniform(-0.4, 1.2, size=(40, 52)), 0, 1).astype(np.float32)

@@ -13,7 +13,8 @@ import soundfile as sf
 import torch
 
 from engine.animation import Animation
-from engine.cli import main, parse_emotion
+from engine.cli import main
+from engine.request import emotion_from_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,12 +155,12 @@ def test_batch_reports_failures_and_keeps_good_results(tmp_path, weights, capsys
     assert (tmp_path / "good.npz").exists() and (tmp_path / "silent.npz").exists()
 
 
-def test_parse_emotion_forms(tmp_path):
-    assert parse_emotion("happy") == "happy"
-    assert parse_emotion("0:neutral, 2.5:happy:0.8") == [(0.0, "neutral", 1.0), (2.5, "happy", 0.8)]
+def test_emotion_forms_on_the_command_line(tmp_path):
+    assert emotion_from_text("Happy") == "happy"
+    assert emotion_from_text("0:neutral, 2.5:happy:0.8") == ((0.0, "neutral", 1.0), (2.5, "happy", 0.8))
     schedule = tmp_path / "s.json"
     schedule.write_text('[[0, "calm", 1], [1, "sad", 0.5]]')
-    assert parse_emotion(str(schedule)) == [(0, "calm", 1), (1, "sad", 0.5)]
+    assert emotion_from_text(str(schedule)) == ((0, "calm", 1), (1, "sad", 0.5))
 
 
 @pytest.mark.slow  # a fresh interpreter imports torch: several seconds on a busy machine

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from engine.arkit import ARKIT_INDEX, ARKIT_NAMES, mirror_name
+from engine.arkit.basis import apply_arkit, arkit_basis, eyelid_gap, inner_lip_gap
 from engine.face import landmarks as lm
 from engine.face import template as template_module
-from engine.face.arkit_basis import apply_arkit, arkit_basis, eyelid_gap, inner_lip_gap
 from engine.face.deform import adjacency
 from engine.face.extract import NPM_VERSION, ExtractError, extract, npm_pack
 from engine.face.template import load_template

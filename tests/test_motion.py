@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from engine.arkit import ARKIT_INDEX, ARKIT_NAMES
+from engine.arkit.basis import eyelid_gap, inner_lip_gap
 from engine.data.motion import blink_curve, n_frames, render_arkit, render_motion
 from engine.data.record import Phone
 from engine.data.style import SpeakerStyle
 from engine.data.visemes import TABLE, viseme
 from engine.emotions import EMOTIONS
-from engine.face.arkit_basis import eyelid_gap, inner_lip_gap
 from engine.phonemes import BILABIALS, PHONES, VOWELS
 
 MOUTH = [i for i, n in enumerate(ARKIT_NAMES) if n.startswith(("mouth", "jaw", "tongue", "cheekPuff"))]

@@ -14,6 +14,7 @@ import soundfile as sf
 import torch
 
 from engine.animation import Animation
+from engine.request import SCHEMA_VERSION
 from engine.serve import WorkerClient, WorkerError, decode_array
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,10 +68,11 @@ def client(files):
 def test_round_trip_to_npz_and_inline(client, files):
     assert client.ping(timeout=ANSWER_S)
     assert client.info["type"] == "ready" and client.info["device"] == "cpu"
+    assert client.info["schema_version"] == SCHEMA_VERSION
     out = files["root"] / "take.npz"
     progress = []
     result = client.animate(
-        str(files["short"]), output=str(out), emotion="happy", captions=[str(files["root"] / "take.srt")],
+        str(files["short"]), output=str(out), emotion="happy", caption_files=[str(files["root"] / "take.srt")],
         on_progress=progress.append, timeout=120,
     )  # fmt: skip
     assert result["output"] == str(out) and result["n_frames"] == 45
@@ -101,7 +103,23 @@ def test_errors_are_answers_not_hangs(client, files):
     with pytest.raises(WorkerError) as error:
         client.request("animate", {"audio": str(files["short"]), "bogus": 1}, timeout=30)
     assert error.value.code == "invalid_params"
+    with pytest.raises(WorkerError) as error:
+        client.request(
+            "animate", {"schema_version": SCHEMA_VERSION + 1, "audio": str(files["short"])}, timeout=30
+        )
+    assert (
+        error.value.code == "unsupported_version" and f"versions 1 to {SCHEMA_VERSION}" in error.value.message
+    )
     assert client.ping(timeout=ANSWER_S)  # still alive and answering
+
+
+def test_requests_without_a_schema_version_are_read_as_version_1(client, files):
+    """Clients from before the request contract sent caption paths in `captions`."""
+    srt = files["root"] / "old_client.srt"
+    params = {"audio": str(files["short"]), "captions": [str(srt)], "progress": False}
+    result = client.request("animate", params, timeout=120)
+    assert result["caption_files"] == [str(srt)] and srt.read_text().strip()
+    assert result["n_frames"] == 45 and "arrays" in result
 
 
 def test_cancel_mid_request(client, files):

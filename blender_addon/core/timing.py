@@ -1,9 +1,9 @@
-"""Time bases: the engine animates at 24/25/30/50/60 fps, scenes run at whatever the artist chose.
+"""Time bases: the engine animates at a few fixed rates, scenes run at whatever the artist chose.
 
-NTSC rates (23.976, 29.97) and 120 fps are generated at the nearest engine rate and resampled to
-the scene's rate (linear interpolation; the motion is smooth at these rates). Emotion keyframes
-on the panel are sampled per scene frame and reduced to the few keys the engine's linear schedule
-needs to reproduce them.
+Scene rates the engine does not support (NTSC's 23.976 and 29.97, 120 fps) are generated at the
+nearest engine rate (engine.request.SUPPORTED_FPS) and resampled to the scene's rate (linear
+interpolation; the motion is smooth at these rates). Emotion keyframes on the panel are sampled per
+scene frame and reduced to the few keys the engine's linear schedule needs to reproduce them.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-ENGINE_RATES = (24.0, 25.0, 30.0, 50.0, 60.0)  # engine.api.SUPPORTED_FPS (torch-free copy)
+from engine.request import SUPPORTED_FPS
 
 
 def engine_rate_for(scene_fps: float) -> float:
     """The engine rate to generate at: equal to the scene's rate when possible, else the nearest."""
     if not np.isfinite(scene_fps) or scene_fps <= 0:
         raise ValueError(f"scene frame rate must be positive, got {scene_fps}")
-    return min(ENGINE_RATES, key=lambda rate: (abs(rate - scene_fps), -rate))
+    return float(min(SUPPORTED_FPS, key=lambda rate: (abs(rate - scene_fps), -rate)))
 
 
 def resample_animation(animation, fps: float):

@@ -13,9 +13,18 @@ import numpy as np
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 # Chance that each effect runs at strength 1 (scaled by strength).
-_P_REVERB, _P_NOISE, _P_EQ, _P_RESAMPLE = 0.5, 0.7, 0.5, 0.3
+_P_REVERB, _P_NOISE, _P_EQ, _P_RESAMPLE, _P_CODEC = 0.5, 0.7, 0.5, 0.3, 0.3
 _NOISE_KINDS = ("white", "pink", "babble")
 _ROUND_TRIP_RATES = (8000, 11025, 12000)
+# Lossy codecs a recording may have passed through (ffmpeg encoder, bit rate); each decoded copy is
+# re-aligned to the input, since encoders add a few milliseconds of delay.
+_CODECS = (
+    ("libmp3lame", "mp3", "24k"),
+    ("libmp3lame", "mp3", "48k"),
+    ("libopus", "ogg", "12k"),
+    ("libopus", "ogg", "24k"),
+)
+_CODEC_MAX_SHIFT = 4000  # samples searched for the encoder delay
 
 
 def _check(audio: np.ndarray, sr: int, strength: float) -> np.ndarray:
@@ -71,7 +80,8 @@ def _add_noise(x: np.ndarray, sr: int, rng: np.random.Generator, strength: float
         if kind == "pink"
         else _babble(n, sr, rng)
     )
-    snr_db = float(rng.uniform(40.0 - 30.0 * strength, 40.0))
+    # 0-30 dB at strength 1, the loud end more often: most recordings are clean-ish, some are not
+    snr_db = float(max(0.0, 40.0 - 40.0 * min(strength, 1.5) * rng.uniform() ** 1.5))
     noise *= math.sqrt(_power(x) / (_power(noise) * 10 ** (snr_db / 10)))
     info["noise"] = {"kind": kind, "snr_db": round(snr_db, 2)}
     return x + noise
@@ -130,6 +140,53 @@ def _resample_round_trip(x: np.ndarray, sr: int, rng: np.random.Generator, info:
     return np.pad(y, (0, len(x) - len(y)))
 
 
+def _codec_round_trip(x: np.ndarray, sr: int, rng: np.random.Generator, info: dict) -> np.ndarray:
+    """Encode and decode with a lossy codec through ffmpeg; unchanged when ffmpeg or the codec is missing."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import soundfile as sf
+
+    codec, ext, rate = _CODECS[int(rng.integers(len(_CODECS)))]
+    if shutil.which("ffmpeg") is None:
+        return x
+    with tempfile.TemporaryDirectory(prefix="dualface-codec-") as tmp:
+        src, coded, back = Path(tmp, "in.wav"), Path(tmp, f"coded.{ext}"), Path(tmp, "out.wav")
+        peak = max(float(np.abs(x).max()), 1e-9)
+        sf.write(src, (x / max(peak, 1.0)).astype(np.float32), int(sr), subtype="FLOAT")
+        quiet = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+        try:
+            subprocess.run(
+                [*quiet, "-i", str(src), "-c:a", codec, "-b:a", rate, str(coded)], check=True, timeout=60
+            )
+            subprocess.run(
+                [*quiet, "-i", str(coded), "-ar", str(int(sr)), "-ac", "1", str(back)], check=True, timeout=60
+            )
+        except (subprocess.SubprocessError, OSError):
+            return x
+        y, _ = sf.read(back, dtype="float64", always_2d=False)
+    y = y * max(peak, 1.0)
+    shift = _best_shift(x, y, _CODEC_MAX_SHIFT)
+    y = y[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift), y])
+    y = y[: len(x)] if len(y) >= len(x) else np.pad(y, (0, len(x) - len(y)))
+    info["codec"] = {"codec": codec, "bitrate": rate, "delay_samples": int(shift)}
+    return y
+
+
+def _best_shift(x: np.ndarray, y: np.ndarray, max_shift: int) -> int:
+    """Delay of `y` against `x` in samples (|delay| <= max_shift), by FFT cross-correlation."""
+    n = min(len(x), len(y))
+    if n < 32:
+        return 0
+    max_shift = min(max_shift, n // 2 - 1)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    corr = np.fft.irfft(np.fft.rfft(y[:n], size) * np.conj(np.fft.rfft(x[:n], size)), size)
+    lags = np.concatenate([np.arange(0, max_shift + 1), np.arange(-max_shift, 0)])
+    return int(lags[int(np.argmax(corr[lags]))])
+
+
 def augment_with_info(
     audio: np.ndarray, sr: int, rng: np.random.Generator, strength: float = 1.0
 ) -> tuple[np.ndarray, dict]:
@@ -146,6 +203,8 @@ def augment_with_info(
             x = _equalise(x, sr, rng, strength, info)
         if rng.random() < _P_RESAMPLE * p:
             x = _resample_round_trip(x, sr, rng, info)
+        if rng.random() < _P_CODEC * p:
+            x = _codec_round_trip(x, sr, rng, info)
         gain_db = float(rng.uniform(-6.0, 6.0) * strength)
         x = x * 10 ** (gain_db / 20)
         info["gain_db"] = round(gain_db, 2)

@@ -7,7 +7,9 @@ with an error message that tells the user what to do instead.
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,13 @@ MAX_SAMPLE_RATE = 48000
 
 class AudioError(ValueError):
     """The audio cannot be used; the message says why and what to do."""
+
+
+class AudioWarning(UserWarning):
+    """The audio is usable but damaged (for example cut short); the message says what was used."""
+
+
+_UNKNOWN_CHUNK_SIZE = 0xFFFFFFFF  # streaming writers leave the data size open
 
 
 def load_audio(
@@ -54,8 +63,16 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path} is a folder, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"audio file {path} is empty (0 bytes) -- re-export the recording")
-    import soundfile
+    try:
+        import soundfile
+    except ImportError:  # a stock Blender: the standard library's wave, or Blender's aud
+        from engine.audio.stock_io import read_without_soundfile
 
+        _warn_if_truncated_wav(path)
+        audio, rate = read_without_soundfile(path)
+        return audio.mean(axis=1, dtype=np.float64).astype(np.float32), rate
+
+    _warn_if_truncated_wav(path)
     try:
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as soundfile_error:  # noqa: BLE001 - any libsndfile failure means "try ffmpeg"
@@ -69,6 +86,41 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
     return audio.mean(axis=1, dtype=np.float64).astype(np.float32) if audio.shape[0] else audio[:, 0], int(
         rate
     )
+
+
+def _warn_if_truncated_wav(path: Path) -> None:
+    """A WAV whose data chunk promises more bytes than the file holds was cut short (an interrupted
+    copy or recording): decoders read what is there without a word, so say it once here."""
+    shortfall = _wav_data_shortfall(path)
+    if shortfall is not None:
+        declared, present = shortfall
+        warnings.warn(
+            f"{path.name} is truncated: its data chunk declares {declared} bytes but only {present} are in the "
+            f"file; using the {present * 100 // max(declared, 1)}% that is there -- re-export or copy the "
+            "recording again for the full take",
+            AudioWarning,
+            stacklevel=4,
+        )
+
+
+def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """(declared, present) data bytes of a RIFF/WAVE file that is shorter than its header says, else None."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        position = 12
+        while position + 8 <= size:
+            handle.seek(position)
+            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
+            if chunk_id == b"data":
+                present = size - position - 8
+                if chunk_size != _UNKNOWN_CHUNK_SIZE and chunk_size > present:
+                    return chunk_size, present
+                return None
+            position += 8 + chunk_size + (chunk_size & 1)
+    return None
 
 
 def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int] | None:
@@ -136,7 +188,11 @@ def _to_model_format(audio: np.ndarray, rate: int, target_sr: int) -> np.ndarray
     if not np.all(np.isfinite(audio)):
         raise AudioError("the audio contains NaN or infinite samples -- the file or array is corrupt")
     if rate != target_sr:
-        import soxr
+        try:
+            import soxr
+        except ImportError:  # a stock Blender: Blender's aud resamples
+            from engine.audio.stock_io import resample_without_soxr
 
+            return resample_without_soxr(audio, rate, target_sr)
         audio = soxr.resample(audio, rate, target_sr, quality="HQ").astype(np.float32)
     return np.ascontiguousarray(audio, dtype=np.float32)

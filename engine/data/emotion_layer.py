@@ -2,9 +2,11 @@
 
 Two effects, both proportional to intensity so that any emotion at intensity 0 is exactly neutral:
 an *expression* added to the upper face and mouth corners (values follow the FACS action units usually
-reported for the basic emotions: AU6+12 happy, AU1+4+15 sad, AU4+5+7+23 angry, AU1+2+4+5+20 fearful,
-AU9+10 disgust, AU1+2+5+26 surprised), and a change of *articulation* (angry speech uses a stronger
-jaw, sad speech is hypo-articulated). The intensity drifts slowly over time so that held emotions do
+reported for the basic emotions: AU6+12 happy, AU1+4+15 sad, AU4+5+7+23 angry, AU1+2+4+5+7+20 fearful,
+AU9+10+15 disgust, AU1+2+5+26 surprised; calm is a soft smile under relaxed, lowered lids), sized so
+that at intensity 1 the defining region moves by about a centimetre as in real expressions (>= 6 mm for
+brows and mouth corners; tests/test_emotion_strength.py), and a change of *articulation* (angry
+speech uses a stronger jaw, sad speech is hypo-articulated). The intensity drifts slowly over time so that held emotions do
 not look frozen.
 """
 
@@ -36,28 +38,35 @@ class EmotionProfile:
 PROFILES: dict[str, EmotionProfile] = {
     "neutral": EmotionProfile(),
     "calm": EmotionProfile(
-        {"mouthSmile": 0.08, "eyeSquint": 0.08, "cheekSquint": 0.04, "eyeLookDown": 0.05},
+        {
+            "mouthSmile": 0.40,
+            "eyeBlink": 0.40,
+            "eyeSquint": 0.15,
+            "cheekSquint": 0.25,
+            "browDown": 0.15,
+            "eyeLookDown": 0.15,
+        },
         articulation=0.88,
         jaw=0.95,
-    ),
+    ),  # fmt: skip
     "happy": EmotionProfile(
         {
-            "mouthSmile": 0.55,
-            "cheekSquint": 0.45,
-            "eyeSquint": 0.35,
-            "mouthDimple": 0.15,
-            "browOuterUp": 0.10,
-            "mouthUpperUp": 0.05,
+            "mouthSmile": 0.80,
+            "cheekSquint": 0.65,
+            "eyeSquint": 0.45,
+            "mouthDimple": 0.20,
+            "browOuterUp": 0.15,
+            "mouthUpperUp": 0.10,
         },
         articulation=1.05,
     ),  # fmt: skip
     "sad": EmotionProfile(
         {
-            "browInnerUp": 0.60,
-            "browDown": 0.15,
-            "mouthFrown": 0.45,
-            "mouthShrugLower": 0.20,
-            "eyeLookDown": 0.15,
+            "browInnerUp": 0.85,
+            "browDown": 0.20,
+            "mouthFrown": 0.80,
+            "mouthShrugLower": 0.35,
+            "eyeLookDown": 0.25,
             "eyeSquint": 0.10,
         },
         articulation=0.70,
@@ -65,44 +74,46 @@ PROFILES: dict[str, EmotionProfile] = {
     ),  # fmt: skip
     "angry": EmotionProfile(
         {
-            "browDown": 0.70,
-            "eyeSquint": 0.35,
-            "eyeWide": 0.10,
-            "noseSneer": 0.25,
-            "mouthPress": 0.20,
-            "mouthFrown": 0.15,
+            "browDown": 0.95,
+            "eyeSquint": 0.40,
+            "eyeWide": 0.15,
+            "noseSneer": 0.35,
+            "mouthPress": 0.40,
+            "mouthFrown": 0.20,
         },
         articulation=1.20,
         jaw=1.25,
     ),  # fmt: skip
     "fearful": EmotionProfile(
         {
-            "browInnerUp": 0.60,
-            "browOuterUp": 0.35,
-            "browDown": 0.15,
-            "eyeWide": 0.50,
-            "mouthStretch": 0.35,
+            "browInnerUp": 0.90,
+            "browOuterUp": 0.55,
+            "browDown": 0.20,
+            "eyeWide": 0.80,
+            "eyeSquint": 0.30,
+            "mouthStretch": 0.60,
         },
         articulation=0.95,
         jaw=1.05,
     ),  # fmt: skip
     "disgust": EmotionProfile(
         {
-            "noseSneer": 0.60,
-            "mouthUpperUp": 0.30,
-            "browDown": 0.35,
-            "cheekSquint": 0.30,
-            "eyeSquint": 0.25,
-            "mouthFrown": 0.20,
-            "mouthShrugUpper": 0.10,
+            "noseSneer": 0.85,
+            "mouthUpperUp": 0.45,
+            "browDown": 0.45,
+            "cheekSquint": 0.40,
+            "eyeSquint": 0.30,
+            "mouthFrown": 0.70,
+            "mouthStretch": 0.30,
+            "mouthShrugUpper": 0.15,
         },
         articulation=0.90,
     ),  # fmt: skip
     "surprised": EmotionProfile(
-        {"browInnerUp": 0.70, "browOuterUp": 0.70, "eyeWide": 0.60},
+        {"browInnerUp": 0.85, "browOuterUp": 0.85, "eyeWide": 0.85},
         articulation=1.10,
         jaw=1.30,
-        jaw_rest=0.08,
+        jaw_rest=0.15,
     ),
 }
 assert set(PROFILES) == set(EMOTIONS)

@@ -37,6 +37,7 @@ from engine.phonemes import PHONES
 LAYOUT_VERSION = 1
 WAV_DIR, VERTICES_DIR, ARKIT_DIR, META_DIR = "wav", "vertices_npy", "arkit_npy", "meta"
 TEMPLATES_FILE, SPLITS_FILE, DATASET_FILE = "templates.pkl", "splits.json", "dataset.json"
+VIEWS_FILE = "views.json"  # optional named clip lists that may overlap (e.g. unseen-engine folds)
 PARTIAL_SUFFIX = ".partial"
 CLIP_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _FRAME_TOLERANCE = 2  # vertices may differ from the audio's length by this many frames (rounding)
@@ -223,8 +224,13 @@ class DatasetWriter:
         self.total_seconds += audio_seconds
 
     # -- publish ----------------------------------------------------------------------------------
-    def finish(self, splits: Mapping[str, Iterable[str]], extra: Mapping[str, Any] | None = None) -> Path:
-        """Write templates, splits and dataset.json, then move the dataset into place."""
+    def finish(
+        self,
+        splits: Mapping[str, Iterable[str]],
+        extra: Mapping[str, Any] | None = None,
+        views: Mapping[str, Iterable[str]] | None = None,
+    ) -> Path:
+        """Write templates, splits, views and dataset.json, then move the dataset into place."""
         if self._closed:
             raise RuntimeError("this DatasetWriter is finished or aborted; create a new one")
         if not self.clip_ids:
@@ -238,6 +244,12 @@ class DatasetWriter:
         with open(self.partial / TEMPLATES_FILE, "wb") as f:
             pickle.dump(self.templates, f, protocol=4)
         (self.partial / SPLITS_FILE).write_text(json.dumps(full, indent=1), encoding="utf-8")
+        if views:
+            named = {str(k): list(v) for k, v in views.items()}
+            strays = sorted({i for v in named.values() for i in v} - self._ids)
+            if strays or set(named) & set(SPLIT_NAMES):
+                raise ValueError(f"views must name known clips and not shadow a split (strays: {strays[:3]})")
+            (self.partial / VIEWS_FILE).write_text(json.dumps(named, indent=1), encoding="utf-8")
         info = {
             "kind": self.kind,
             "layout_version": LAYOUT_VERSION,

@@ -283,7 +283,7 @@ def render_arkit(
 
 def arkit_to_vertices(arkit: np.ndarray) -> np.ndarray:
     """Absolute template-face vertices [T, 468, 3] for ARKit weights [T, 52]."""
-    from engine.face.arkit_basis import apply_arkit
+    from engine.arkit.basis import apply_arkit
     from engine.face.template import load_template
 
     vertices = np.asarray(apply_arkit(arkit), dtype=np.float32)

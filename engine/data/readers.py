@@ -18,6 +18,7 @@ Real sets without ``splits.json`` get the standard FaceFormer/CodeTalker splits 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from engine.data.layout import (
     SPLITS_FILE,
     TEMPLATES_FILE,
     VERTICES_DIR,
+    VIEWS_FILE,
     WAV_DIR,
 )
 from engine.data.record import Clip, Phone
@@ -159,12 +161,44 @@ def _open_vertices(path: Path, n_vertices: int) -> np.ndarray:
     )
 
 
+TRUST_PICKLE_ENV = "DUALFACE_TRUST_PICKLE"  # "1": unpickle templates.pkl without restrictions
+
+# What a {subject: array} pickle needs (numpy<2 and numpy 2 module names); anything else could run code.
+_TEMPLATE_PICKLE_CLASSES = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")}
+_TEMPLATE_PICKLE_CLASSES |= {
+    ("_codecs", "encode")
+}  # how protocol-2 pickles spell bytes: encodes a str, nothing more
+
+
+class _TemplateUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, numbers, strings and numpy arrays -- never a class that could run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _TEMPLATE_PICKLE_CLASSES or (module, name) == ("__builtin__", "object"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"it holds {module}.{name}, which DualFace does not unpickle: save the templates as a plain "
+            f"{{subject: numpy array}} dict, or set {TRUST_PICKLE_ENV}=1 for a file you trust "
+            "(see docs/reliability.md)"
+        )
+
+
+def _unpickle_templates(path: Path):
+    with open(path, "rb") as f:
+        if os.environ.get(TRUST_PICKLE_ENV) == "1":
+            return pickle.load(f, encoding="latin1")  # the user's explicit opt-in
+        return _TemplateUnpickler(f, encoding="latin1").load()  # FaceFormer's were pickled by Python 2
+
+
 def _load_templates(path: Path, n_vertices: int) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"{path} is missing: it must map each subject to its neutral face [V, 3]")
     try:
-        with open(path, "rb") as f:
-            raw = pickle.load(f, encoding="latin1")  # FaceFormer's templates were pickled by Python 2
+        raw = _unpickle_templates(path)
     except Exception as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from exc
     if not isinstance(raw, dict) or not raw:
@@ -198,7 +232,26 @@ def _read_splits(root: Path, ids: list[str]) -> dict[str, list[str]] | None:
         check_splits({k: v for k, v in raw.items()}, ids)
     except ValueError as exc:
         raise DatasetError(f"{path}: {exc}") from exc
-    return splits
+    return {**splits, **_read_views(root, ids)}
+
+
+def _read_views(root: Path, ids: list[str]) -> dict[str, list[str]]:
+    """Named, possibly overlapping clip lists beside the splits (the unseen-engine folds)."""
+    path = root / VIEWS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path} is not valid JSON: {exc}") from exc
+    known = set(ids)
+    if not isinstance(raw, dict) or any(not isinstance(v, list) for v in raw.values()):
+        raise DatasetError(f"{path} must be an object of id lists")
+    for name, members in raw.items():
+        missing = [str(i) for i in members if str(i) not in known]
+        if missing or name in SPLIT_NAMES:
+            raise DatasetError(f"{path}: view {name!r} names unknown clips {missing[:3]} or shadows a split")
+    return {str(name): [str(i) for i in members] for name, members in raw.items()}
 
 
 def _require(root: Path, names: list[str], layout: str) -> None:

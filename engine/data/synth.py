@@ -28,7 +28,18 @@ from engine.emotions import EMOTIONS
 
 LANGUAGES = ("en", "es", "de", "fr", "it")
 SUPPORTED_FPS = (25.0, 30.0, 60.0)
-ENGINE_SHARE_EN = {"espeak": 0.7, "flite": 0.2, "festival": 0.1}  # English clips per engine
+# Clips per language: English, the language of most users and the only one with three engines, leads
+LANGUAGE_SHARE = {"en": 0.4, "es": 0.15, "de": 0.15, "fr": 0.15, "it": 0.15}
+# English clips per engine, balanced so that no one engine's sound becomes "speech" to the model
+ENGINE_SHARE_EN = {"espeak": 0.4, "flite": 0.3, "festival": 0.3}
+PAUSED_PAIR_PROB = 0.45  # clips of two sentences with a pause between them
+BETWEEN_PAUSE_S = (0.3, 1.2)
+EDGE_PAUSE_MAX_S = 0.8
+SPEAKER_CHANGE_PROB = 0.6  # clips whose voice gets a new vocal tract / pitch (engine.audio.speaker)
+RATE_CHANGE_PROB = 0.3  # of those, the share whose speaking rate is stretched too
+EXTREME_SPEAKER_PROB = 0.04  # clips given a speaker outside the training ranges: test only
+EXTREME_SUFFIX = "~extreme"  # subject of such clips (held out like an unseen voice)
+LEVEL_JITTER_DB = 4.0  # level after normalisation varies this much (engine.audio.level)
 HELD_OUT_VARIANTS = 3  # eSpeak variants held out in every language (all their voices)
 RATE_RANGE = (130, 230)  # words per minute drawn per clip
 PITCH_RANGE = (25, 75)
@@ -89,7 +100,8 @@ class ClipResult:
 
 
 def _pick_voice(plan: CorpusPlan, rng: np.random.Generator):
-    lang = plan.languages[int(rng.integers(len(plan.languages)))]
+    shares = np.array([LANGUAGE_SHARE.get(lang, 0.15) for lang in plan.languages])
+    lang = plan.languages[int(rng.choice(len(plan.languages), p=shares / shares.sum()))]
     by_engine = plan.voices[lang]
     engines = sorted(by_engine)
     if len(engines) > 1:
@@ -107,6 +119,7 @@ def _pick_voice(plan: CorpusPlan, rng: np.random.Generator):
 def make_clip(plan: CorpusPlan, index: int) -> ClipResult:
     """Clip `index` of the corpus: depends only on (plan.seed, index)."""
     from engine.audio.augment import augment_with_info
+    from engine.audio.level import TARGET_DBFS, normalize_level
     from engine.data.motion import render_motion
     from engine.data.sentences import generate_sentences
     from engine.data.style import SpeakerStyle
@@ -115,14 +128,18 @@ def make_clip(plan: CorpusPlan, index: int) -> ClipResult:
     rng = np.random.default_rng([plan.seed, index])
     voice = _pick_voice(plan, rng)
     t0 = time.perf_counter()
-    for attempt in range(3):
-        text = generate_sentences(voice.language, 1, rng)[0]
-        try:
-            utt = synthesize(text, voice)
-            break
-        except TTSError:
-            if attempt == 2:
-                raise
+
+    def speak():
+        for attempt in range(3):
+            text = generate_sentences(voice.language, 1, rng)[0]
+            try:
+                return synthesize(text, voice)
+            except TTSError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    utt = _with_pauses([speak() for _ in range(2 if rng.random() < PAUSED_PAIR_PROB else 1)], rng)
     t1 = time.perf_counter()
     if rng.random() < _NEUTRAL_SHARE:
         emotion = "neutral"
@@ -131,22 +148,26 @@ def make_clip(plan: CorpusPlan, index: int) -> ClipResult:
     intensity = 1.0 if emotion == "neutral" else round(float(rng.uniform(0.3, 1.0)), 3)
     style = SpeakerStyle.random(rng)
     motion_seed = int(rng.integers(2**31 - 1))
-    audio = utt.audio
+    audio, phones, words, speaker = _new_speaker(utt, rng)
     augmentation: dict | None = None
     if rng.random() < plan.augment_prob:
         audio, augmentation = augment_with_info(audio, utt.sample_rate, rng)
+    audio = normalize_level(audio, TARGET_DBFS + float(rng.uniform(-LEVEL_JITTER_DB, LEVEL_JITTER_DB)))
     duration = len(audio) / utt.sample_rate
     t2 = time.perf_counter()
-    motion = render_motion(utt.phones, emotion, intensity, style, plan.fps, duration, motion_seed)
+    motion = render_motion(phones, emotion, intensity, style, plan.fps, duration, motion_seed)
     t3 = time.perf_counter()
     clip_id = f"{index:06d}-{voice.language}"
+    subject = voice.id + (EXTREME_SUFFIX if speaker and speaker.get("extreme") else "")
     meta = {
         "text": utt.text,
         "language": voice.language,
         "voice": voice.to_dict(),
         "voice_id": voice.id,
-        "phones": utt.phones,
-        "words": [{"word": w, "start": s, "end": e} for w, s, e in utt.words],
+        "engine": voice.engine,
+        "speaker_change": speaker,
+        "phones": phones,
+        "words": [{"word": w, "start": s, "end": e} for w, s, e in words],
         "emotion": emotion,
         "intensity": intensity,
         "style": style.to_dict(),
@@ -155,7 +176,62 @@ def make_clip(plan: CorpusPlan, index: int) -> ClipResult:
         "corpus_seed": plan.seed,
         "clip_index": index,
     }
-    return ClipResult(clip_id, voice.id, audio, motion.arkit, motion.vertices, meta, t1 - t0, t3 - t2)
+    return ClipResult(clip_id, subject, audio, motion.arkit, motion.vertices, meta, t1 - t0, t3 - t2)
+
+
+def _with_pauses(utterances: list, rng: np.random.Generator):
+    """One utterance from several, with silence before, between and after them.
+
+    Users' takes have pauses (breaths, sentence breaks, a silent head and tail); the face must rest
+    in them. Single TTS sentences have almost none, so the corpus adds them (0.3-1.2 s between
+    sentences, up to 0.8 s at the ends), with the phone track extended by silence to match."""
+    from dataclasses import replace
+
+    from engine.data.tts.voice import tile_phones
+
+    sr = utterances[0].sample_rate
+    pieces: list[np.ndarray] = []
+    segments: list[tuple[str, float, float]] = []
+    words: list[tuple[str, float, float]] = []
+    cursor = 0.0
+
+    def silence(seconds: float) -> None:
+        nonlocal cursor
+        pieces.append(np.zeros(int(round(seconds * sr)), dtype=np.float32))
+        cursor += len(pieces[-1]) / sr
+
+    silence(float(rng.uniform(0.0, EDGE_PAUSE_MAX_S)) if rng.random() < 0.5 else 0.0)
+    for i, utt in enumerate(utterances):
+        if i:
+            silence(float(rng.uniform(*BETWEEN_PAUSE_S)))
+        segments += [(p.phone, p.start + cursor, p.end + cursor) for p in utt.phones if p.phone != "sil"]
+        words += [(w, a + cursor, b + cursor) for w, a, b in utt.words]
+        pieces.append(np.asarray(utt.audio, dtype=np.float32))
+        cursor += len(utt.audio) / sr
+    silence(float(rng.uniform(0.0, EDGE_PAUSE_MAX_S)) if rng.random() < 0.5 else 0.0)
+    audio = np.concatenate(pieces)
+    phones = tile_phones(segments, len(audio) / sr)
+    text = " ".join(u.text for u in utterances)
+    return replace(utterances[0], audio=audio, phones=phones, words=words, text=text)
+
+
+def _new_speaker(utt, rng: np.random.Generator):
+    """Maybe give the utterance a new speaker (and rate): (audio, phones, words, record or None)."""
+    from engine.audio.speaker import SpeakerChange, change_rate, change_speaker
+    from engine.data.record import Phone
+
+    if rng.random() >= SPEAKER_CHANGE_PROB:
+        return utt.audio, utt.phones, utt.words, None
+    extreme = bool(rng.random() < EXTREME_SPEAKER_PROB)
+    change = SpeakerChange.random(rng, extreme)
+    audio = change_speaker(utt.audio, utt.sample_rate, change)
+    factor = 1.0
+    if rng.random() < RATE_CHANGE_PROB:
+        audio, factor = change_rate(audio, change.rate)
+    phones = [Phone(p.phone, p.start * factor, p.end * factor) for p in utt.phones]
+    words = [(w, a * factor, b * factor) for w, a, b in utt.words]
+    record = change.to_dict() | {"rate": round(1.0 / factor, 4), "extreme": extreme}
+    return audio, phones, words, record
 
 
 _WORKER_PLAN: CorpusPlan | None = None
@@ -235,7 +311,15 @@ def generate_corpus(
                     clip.meta,
                 )
                 seconds = len(clip.audio) / 16000
-                records.append({"clip_id": clip.clip_id, "subject": clip.subject, "text": clip.meta["text"]})
+                records.append(
+                    {
+                        "clip_id": clip.clip_id,
+                        "subject": clip.subject,
+                        "text": clip.meta["text"],
+                        "engine": clip.meta["engine"],
+                        "language": clip.meta["language"],
+                    }
+                )
                 total += seconds
                 tts_s += clip.seconds_tts
                 motion_s += clip.seconds_motion
@@ -247,7 +331,11 @@ def generate_corpus(
             bar.close()
         wall = time.perf_counter() - started
         held_sentences = {r["text"] for r in records if is_held_out(r["text"], SENTENCE_HOLD_OUT)}
-        splits = build_splits(records, plan.held_out_voices, held_sentences, VAL_FRACTION, seed)
+        held_voices = set(plan.held_out_voices) | {
+            r["subject"] for r in records if EXTREME_SUFFIX in r["subject"]
+        }
+        splits = build_splits(records, held_voices, held_sentences, VAL_FRACTION, seed)
+        views = unseen_engine_views(records, splits)
         summary = {
             "clips": len(records),
             "audio_hours": total / 3600.0,
@@ -267,10 +355,28 @@ def generate_corpus(
                 "held_out_voices": sorted(plan.held_out_voices),
                 "sentence_hold_out_fraction": SENTENCE_HOLD_OUT,
                 "split_sizes": {k: len(v) for k, v in splits.items()},
+                "view_sizes": {k: len(v) for k, v in views.items()},
                 "speed": summary,
             },
+            views=views,
         )
     return summary
+
+
+def unseen_engine_views(records: Sequence[dict], splits: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The unseen-engine folds, for every English engine E with clips: `unseen-E` (E's English clips,
+    from any split, extreme speakers excepted), `train-without-E` and `val-without-E` (train / val
+    without any English clip of E). Train on one fold, test on its `unseen-E` (engine.eval)."""
+    views: dict[str, list[str]] = {}
+    english = [r for r in records if r["language"] == "en"]
+    for engine in sorted({r["engine"] for r in english}):
+        of_engine = {r["clip_id"] for r in english if r["engine"] == engine}
+        views[f"unseen-{engine}"] = [
+            r["clip_id"] for r in english if r["clip_id"] in of_engine and EXTREME_SUFFIX not in r["subject"]
+        ]
+        views[f"train-without-{engine}"] = [i for i in splits["train"] if i not in of_engine]
+        views[f"val-without-{engine}"] = [i for i in splits["val"] if i not in of_engine]
+    return views
 
 
 def _check_args(out, hours, workers, languages, fps, augment_prob, overwrite) -> tuple[str, ...]:

@@ -17,6 +17,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+ENCODER_CORE_FRAMES = 750  # 30 s of 25 Hz encoder frames per audio-encoder window
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """How a clip is cut for decoding; the defaults are tuned for CPU throughput (see engine.bench)."""
+
+    chunk_frames: int = 150  # frames owned by one chunk
+    warmup_frames: int = 30  # frames decoded on the previous chunk's audio before blending
+    fade_frames: int = 12  # frames cross-faded between neighbouring chunks
+
+
+DEFAULT_PLAN = DecodePlan()
+
+
+def encoder_context_frames(audio_layers: int, audio_window: int) -> int:
+    """Encoder frames of context a window needs per side: attention reach plus the convolutions'."""
+    return audio_layers * audio_window + 2
+
 
 @dataclass(frozen=True)
 class Chunk:

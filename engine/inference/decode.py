@@ -14,23 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.inference.chunking import Chunk, merge_chunks, plan_chunks, plan_windows
+from engine.inference.chunking import (
+    DEFAULT_PLAN,
+    ENCODER_CORE_FRAMES,
+    Chunk,
+    DecodePlan,
+    encoder_context_frames,
+    merge_chunks,
+    plan_chunks,
+    plan_windows,
+)
+from engine.inference.control import Cancelled, check_cancel
 from engine.model.audio_encoder import ENCODER_RATE, SUBSAMPLING, resample_to_frames
 
-ENCODER_CORE_FRAMES = 750  # 30 s per encoder window
-
-
-class Cancelled(RuntimeError):
-    """The caller's cancel event was set; nothing is returned."""
-
-
-@dataclass(frozen=True)
-class DecodePlan:
-    """How a clip is cut for decoding; the defaults are tuned for CPU throughput (see engine.bench)."""
-
-    chunk_frames: int = 150  # frames owned by one chunk
-    warmup_frames: int = 30  # frames decoded on the previous chunk's audio before blending
-    fade_frames: int = 12  # frames cross-faded between neighbouring chunks
+__all__ = ["ENCODER_CORE_FRAMES", "Cancelled", "ClipInput", "DecodePlan", "check_cancel", "decode_clips"]
 
 
 @dataclass
@@ -47,15 +44,9 @@ class ClipInput:
         return int(self.audio_feat.shape[0])
 
 
-def check_cancel(cancel) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("cancelled")
-
-
 def encoder_context(model) -> int:
-    """Encoder frames of context a window needs per side: attention reach plus the convolutions'."""
-    cfg = model.cfg
-    return cfg.audio_layers * cfg.audio_window + 2
+    """Encoder frames of context a window needs per side (engine.inference.chunking)."""
+    return encoder_context_frames(model.cfg.audio_layers, model.cfg.audio_window)
 
 
 @torch.no_grad()
@@ -89,7 +80,7 @@ def audio_valid_frames(n_mel: int, fps: float, n_frames: int, device) -> torch.T
 def decode_clips(
     model,
     clips: list[ClipInput],
-    plan: DecodePlan = DecodePlan(),
+    plan: DecodePlan = DEFAULT_PLAN,
     progress: Callable[[float], None] | None = None,
     cancel=None,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -69,6 +69,8 @@ class ModelConfig:
     lip_weight: float = 3.0  # lip vertices count this many times in the vertex loss
     w_velocity: float = 5.0
     w_arkit: float = 10.0
+    w_lip_gap: float = 0.5  # inner-lip opening, mm (engine.model.losses.lip_contact_losses)
+    w_lip_contact: float = 1.0  # lips that touch in the ground truth must touch: closures and rest
     w_audio_ctc: float = 0.1
     w_lip_ctc: float = 0.1  # lip reading on ground-truth motion
     w_lip_ctc_pred: float = 0.05  # lip reading on predicted motion (the dual task's feedback)

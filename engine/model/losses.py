@@ -5,6 +5,8 @@ w_v = cfg.lip_weight on lip vertices (MediaPipe 'lips' region, or batch["lip_mas
 
     vertex      = sum_bt m_bt sum_v w_v |s (x^_btv - x_btv)|^2  /  (sum_bt m_bt * sum_v w_v)
     velocity    = same with x_t - x_{t-1} in place of x_t (pairs of real frames only)
+    lip_gap     = mean over real frames and inner-lip pairs k of |g^_btk - g_btk|, g = gap in mm
+    lip_contact = mean of (g^_btk - g_btk)^2 over the pairs whose true gap < 1 mm (contact, rest)
     arkit       = mean over real frames and 52 shapes of (a^ - a)^2            (batch has "arkit")
     audio_ctc   = CTC(audio phone log-probs, phones)                              (batch has "phones")
     lip_ctc     = CTC(lip reader on ground-truth motion, phones)                  (dual_task)
@@ -37,6 +39,7 @@ from torch import Tensor
 from engine.model.config import ModelConfig
 
 MEDIAPIPE_VERTICES = 468
+CONTACT_MM = 1.0  # inner lips closer than this touch: the closure/rest criterion of engine.eval
 
 
 @lru_cache(maxsize=1)
@@ -63,6 +66,51 @@ def vertex_weights(batch: dict, n_vertices: int, lip_weight: float, like: Tensor
             raise ValueError(f"batch['lip_mask'] must be [{n_vertices}] booleans, got {tuple(mask.shape)}")
         weights = torch.where(mask, torch.full_like(weights, lip_weight), weights)
     return weights
+
+
+@lru_cache(maxsize=1)
+def mediapipe_inner_lip_pairs() -> np.ndarray:
+    """[K, 2] (upper, lower) inner-lip vertex pairs of the template."""
+    from engine.face.template import load_template
+
+    return np.asarray(load_template().inner_lip_pairs, dtype=np.int64)
+
+
+def lip_contact_losses(
+    pred: Tensor, gt: Tensor, batch: dict, mask: Tensor, cfg: ModelConfig
+) -> dict[str, Tensor]:
+    """Inner-lip gap terms, in millimetres, per (upper, lower) vertex pair:
+
+    - `lip_gap`: |gap_pred - gap_gt| on every frame, so the opening itself is learnt, not only the
+      vertices (an average of "open" and "closed" is a half-open mouth that the vertex loss tolerates);
+    - `lip_contact`: (gap_pred - gap_gt)^2 where the ground truth's lips touch (gap < CONTACT_MM:
+      p/b/m closures and the closed mouth at rest), mean over those pairs only, so rare closures count.
+    Needs absolute positions: the batch's templates, and inner-lip pairs (the template's for 468
+    vertices, else batch['inner_lip_pairs']); without them the terms are skipped.
+    """
+    template = batch.get("template")
+    pairs = batch.get("inner_lip_pairs")
+    if pairs is None and gt.shape[2] == MEDIAPIPE_VERTICES:
+        pairs = mediapipe_inner_lip_pairs()
+    if template is None or pairs is None:
+        return {}
+    pairs_t = torch.as_tensor(np.array(pairs, dtype=np.int64), device=gt.device)
+    s = cfg.motion_scale
+    base = template[:, None].to(gt.dtype) * s
+
+    def gap(offsets: Tensor) -> Tensor:
+        absolute = base + offsets * s
+        return (absolute[:, :, pairs_t[:, 0]] - absolute[:, :, pairs_t[:, 1]]).norm(dim=-1)  # [B,T,K]
+
+    gap_pred, gap_gt = gap(pred), gap(gt)
+    valid = mask[:, :, None].expand_as(gap_gt)
+    out = {"lip_gap": (gap_pred - gap_gt).abs()[valid].mean()}
+    touching = valid & (gap_gt < CONTACT_MM)
+    if bool(touching.any()):
+        out["lip_contact"] = (gap_pred - gap_gt).pow(2)[touching].mean()
+    else:
+        out["lip_contact"] = gap_pred.new_zeros(())
+    return out
 
 
 def frame_mask(batch: dict, b: int, t: int, device) -> Tensor:
@@ -130,6 +178,8 @@ def dual_losses(out: dict, batch: dict, cfg: ModelConfig) -> dict[str, Tensor]:
         vel = ((pred[:, 1:] - pred[:, :-1]) - (gt[:, 1:] - gt[:, :-1])) * s
         vel_err = (vel.pow(2).sum(-1) * weights).sum(-1) / weights.sum()
         add("velocity", _masked_mean(vel_err, mask[:, 1:] & mask[:, :-1]), cfg.w_velocity)
+    for name, value in lip_contact_losses(pred, gt, batch, mask, cfg).items():
+        add(name, value, getattr(cfg, f"w_{name}"))
     if batch.get("arkit") is not None:
         add("arkit", _masked_mean((out["pred_arkit"] - batch["arkit"]).pow(2).mean(-1), mask), cfg.w_arkit)
 

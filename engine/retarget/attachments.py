@@ -11,12 +11,11 @@ import re
 from enum import StrEnum
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from engine.retarget.correspondence import Correspondence, mouth_line
 from engine.retarget.errors import RetargetError
 from engine.retarget.mesh import check_mesh, edges
+from engine.retarget.numeric import connected_components
 
 
 class Part(StrEnum):
@@ -119,9 +118,7 @@ def _rows_follow_jaw(vertices_t: np.ndarray, faces: np.ndarray, head: Correspond
         (lm.MOUTH_CORNER_RIGHT[-1], lm.MOUTH_CORNER_LEFT[-1]),
     )
     n = len(vertices_t)
-    e = edges(faces)
-    graph = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = connected_components(n, edges(faces))
     mouth_z = float(np.mean(line[:, 1]))
     follow = np.zeros(n, dtype=bool)
     for lab in np.unique(labels):

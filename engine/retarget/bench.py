@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy as np
 
-    from engine.face.arkit_basis import apply_arkit
+    from engine.arkit.basis import apply_arkit
     from engine.retarget import fit_head
 
     vertices, faces = synthetic_head(args.vertices)
@@ -115,8 +115,8 @@ def _bench_solver(offsets) -> None:
     import numpy as np
     from scipy.optimize import lsq_linear
 
-    from engine.arkit_solve import ArkitSolver
-    from engine.face.arkit_basis import arkit_basis
+    from engine.arkit.basis import arkit_basis
+    from engine.arkit.solve import ArkitSolver
 
     t0 = time.perf_counter()
     solver = ArkitSolver(arkit_basis())

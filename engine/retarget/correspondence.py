@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import cKDTree
 
+from engine.atomic_file import atomic_output
 from engine.retarget.align import Similarity
 from engine.retarget.errors import RetargetError
 from engine.retarget.mesh import SurfaceQuery, edges, vertex_normals
+from engine.retarget.numeric import NeighbourIndex, SparseRows, shortest_distances
 
 LIP_NONE, LIP_UPPER, LIP_LOWER = 0, 1, 2
 FORMAT_VERSION = 1
@@ -48,7 +47,7 @@ class TransferSettings:
 class Correspondence:
     """How one user mesh follows the template. Build with :func:`engine.retarget.fit_head`."""
 
-    matrix: sparse.csr_matrix  # [V_user, 468] motion weights (barycentric x falloff, smoothed)
+    matrix: SparseRows  # [V_user, 468] motion weights (barycentric x falloff, smoothed)
     similarity: Similarity  # template frame -> user frame
     fitted_template: np.ndarray  # [468, 3] template fitted to the user surface, template frame
     lip_class: np.ndarray  # [V_user] int8: 0 none, 1 upper lip side, 2 lower lip side
@@ -82,7 +81,7 @@ class Correspondence:
     def arkit_shapes(self, basis: np.ndarray | None = None) -> np.ndarray:
         """The template's 52 ARKit shapes carried over: deltas [52, V_user, 3] for shape keys."""
         if basis is None:
-            from engine.face.arkit_basis import arkit_basis
+            from engine.arkit.basis import arkit_basis
 
             basis = arkit_basis()
         return np.ascontiguousarray(self.transfer(basis))
@@ -91,7 +90,7 @@ class Correspondence:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        m = self.matrix.tocsr()
+        m = self.matrix
         info = {
             "version": FORMAT_VERSION,
             "similarity": self.similarity.as_dict(),
@@ -100,17 +99,16 @@ class Correspondence:
             "shape": list(m.shape),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez_compressed(
-            tmp,
-            data=m.data.astype(np.float32),
-            indices=m.indices.astype(np.int32),
-            indptr=m.indptr.astype(np.int64),
-            fitted_template=self.fitted_template.astype(np.float64),
-            lip_class=self.lip_class.astype(np.int8),
-            info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
-        )
-        tmp.replace(path)
+        with atomic_output(path, "fit cache") as temporary, temporary.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                data=m.data.astype(np.float32),
+                indices=m.indices.astype(np.int32),
+                indptr=m.indptr.astype(np.int64),
+                fitted_template=self.fitted_template.astype(np.float64),
+                lip_class=self.lip_class.astype(np.int8),
+                info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
+            )
         return path
 
     @classmethod
@@ -120,9 +118,7 @@ class Correspondence:
                 info = json.loads(data["info"].tobytes().decode())
                 if info.get("version") != FORMAT_VERSION:
                     raise RetargetError(f"{path} was written by another DualFace version; fit the mesh again")
-                matrix = sparse.csr_matrix(
-                    (data["data"], data["indices"], data["indptr"]), shape=tuple(info["shape"])
-                )
+                matrix = SparseRows(data["data"], data["indices"], data["indptr"], tuple(info["shape"]))
                 return cls(
                     matrix=matrix,
                     similarity=Similarity.from_dict(info["similarity"]),
@@ -171,20 +167,11 @@ def classify_lips(
         e = e[inside[e[:, 0]] & inside[e[:, 1]]]
         length = np.linalg.norm(points[e[:, 0]] - points[e[:, 1]], axis=1) + 1e-12
         n = len(points)
-        graph = sparse.csr_matrix(
-            (np.r_[length, length], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n)
-        )
         limit = 30 * band
         far_up = np.flatnonzero(inside & (dz > band))
         far_low = np.flatnonzero(inside & (dz < -band))
-        to_up = (
-            dijkstra(graph, indices=far_up, min_only=True, limit=limit) if far_up.size else np.full(n, np.inf)
-        )
-        to_low = (
-            dijkstra(graph, indices=far_low, min_only=True, limit=limit)
-            if far_low.size
-            else np.full(n, np.inf)
-        )
+        to_up = shortest_distances(n, e, length, far_up, limit)
+        to_low = shortest_distances(n, e, length, far_low, limit)
         idx = np.flatnonzero(near)
         g_up, g_low = np.minimum(to_up[idx], limit), np.minimum(to_low[idx], limit)
         contrast = (g_low - g_up) / np.maximum(g_low + g_up, 1e-12)
@@ -212,7 +199,7 @@ def _smoothing(
     lip_class: np.ndarray,
     radius: np.ndarray,
     active: np.ndarray,
-) -> sparse.csr_matrix:
+) -> SparseRows:
     """Row-normalised Gaussian averaging over nearby vertices on the same lip side, facing the same way.
 
     ``radius`` [P] is per vertex (a share of the local template edge length), so the dense lips and
@@ -223,11 +210,8 @@ def _smoothing(
     idx = np.flatnonzero(active)
     rows, cols, vals = np.arange(n), np.arange(n), np.ones(n)
     if idx.size > 1:
-        tree = cKDTree(points[idx])
-        balls = tree.query_ball_point(points[idx], radius[idx], return_sorted=False)
-        counts = np.fromiter((len(b) for b in balls), dtype=np.int64, count=len(balls))
-        i = np.repeat(idx, counts)
-        j = idx[np.fromiter((k for b in balls for k in b), dtype=np.int64, count=int(counts.sum()))]
+        near_query, near_point = NeighbourIndex(points[idx]).within(points[idx], radius[idx])
+        i, j = idx[near_query], idx[near_point]
         normals = vertex_normals(points, faces)
         across_mouth = (
             (lip_class[i] != lip_class[j]) & (lip_class[i] != LIP_NONE) & (lip_class[j] != LIP_NONE)
@@ -243,14 +227,13 @@ def _smoothing(
         i, j, d2, r = i[inside_both], j[inside_both], d2[inside_both], r[inside_both]
         w = np.exp(-d2 / (2 * (0.5 * r) ** 2))
         rows, cols, vals = np.r_[i, rows], np.r_[j, cols], np.r_[w, vals]
-    k = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
-    k = sparse.diags(1.0 / np.asarray(k.sum(axis=1)).ravel()) @ k
-    return k.tocsr()
+    k = SparseRows.from_triplets(rows, cols, vals, (n, n))
+    return k.scale_rows(1.0 / k.row_sums())
 
 
-def _keep_largest(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+def _keep_largest(matrix: SparseRows, k: int) -> SparseRows:
     """Each row's ``k`` largest entries, rescaled to the row's original sum."""
-    matrix.eliminate_zeros()
+    matrix = matrix.without_zeros()
     counts = np.diff(matrix.indptr)
     if counts.max(initial=0) <= k:
         return matrix
@@ -260,26 +243,26 @@ def _keep_largest(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
     keep = np.zeros(len(order), dtype=bool)
     keep[order[rank < k]] = True
     total = np.bincount(rows, weights=matrix.data, minlength=matrix.shape[0])
-    pruned = sparse.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
-    kept = np.asarray(pruned.sum(axis=1)).ravel()
+    pruned = matrix.keep(keep)
+    kept = pruned.row_sums()
     scale = np.divide(total, kept, out=np.zeros_like(total), where=kept > 0)
-    return (sparse.diags(scale) @ pruned).tocsr()
+    return pruned.scale_rows(scale)
 
 
 def _forbid_other_lip(
-    matrix: sparse.csr_matrix, lip_class: np.ndarray, is_upper: np.ndarray, is_lower: np.ndarray
-) -> sparse.csr_matrix:
+    matrix: SparseRows, lip_class: np.ndarray, is_upper: np.ndarray, is_lower: np.ndarray
+) -> SparseRows:
     """Drop weights on the other lip's vertices (smoothing can bring them in from beside the mouth)."""
-    m = matrix.tocoo()
-    cls = lip_class[m.row]
-    bad = ((cls == LIP_UPPER) & is_lower[m.col]) | ((cls == LIP_LOWER) & is_upper[m.col])
+    rows, cols = matrix.row_ids(), matrix.indices
+    cls = lip_class[rows]
+    bad = ((cls == LIP_UPPER) & is_lower[cols]) | ((cls == LIP_LOWER) & is_upper[cols])
     if not bad.any():
         return matrix
-    total = np.bincount(m.row, weights=m.data, minlength=m.shape[0])
-    kept = sparse.csr_matrix((m.data[~bad], (m.row[~bad], m.col[~bad])), shape=m.shape)
-    remaining = np.asarray(kept.sum(axis=1)).ravel()
+    total = matrix.row_sums()
+    kept = matrix.keep(~bad)
+    remaining = kept.row_sums()
     scale = np.divide(total, remaining, out=np.zeros_like(total), where=remaining > 0)
-    return (sparse.diags(scale) @ kept).tocsr()
+    return kept.scale_rows(scale)
 
 
 def dense_correspondence(
@@ -292,7 +275,7 @@ def dense_correspondence(
     inner_pairs: np.ndarray,
     corners: tuple[int, int],
     settings: TransferSettings | None = None,
-) -> tuple[sparse.csr_matrix, np.ndarray]:
+) -> tuple[SparseRows, np.ndarray]:
     """(weights [V_user, n_template], lip class [V_user]) with user points already in the template frame."""
     settings = settings or TransferSettings()
     n_tpl = len(fitted)
@@ -308,7 +291,7 @@ def dense_correspondence(
     lower_ok = ~is_upper[faces].any(axis=1)
 
     lip_vertices = np.flatnonzero(is_upper | is_lower)
-    lip_tree = cKDTree(fitted[lip_vertices])
+    lip_tree = NeighbourIndex(fitted[lip_vertices])
     lip_normals = vertex_normals(fitted, faces)[lip_vertices]
     user_normals = vertex_normals(user_points, np.asarray(user_faces, dtype=np.int64))
 
@@ -320,8 +303,7 @@ def dense_correspondence(
         d_up = query.query(user_points[idx], allowed=upper_ok)[2]
         d_low = query.query(user_points[idx], allowed=lower_ok)[2]
         k = min(6, len(lip_vertices))
-        _, near = lip_tree.query(user_points[idx], k=k)
-        near = np.asarray(near).reshape(len(idx), k)
+        _, near = lip_tree.nearest(user_points[idx], k=k)
         facing = np.einsum("pkc,pc->pk", lip_normals[near], user_normals[idx])
         best = lip_vertices[near[np.arange(len(idx)), np.argmax(facing, axis=1)]]
         by_normal = np.where(is_upper[best], 1, -1)
@@ -341,8 +323,7 @@ def dense_correspondence(
     rows = np.repeat(np.arange(len(user_points)), 3)
     cols = faces[tri].reshape(-1)
     vals = (bary * weight[:, None]).reshape(-1)
-    matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(user_points), n_tpl))
-    matrix.eliminate_zeros()
+    matrix = SparseRows.from_triplets(rows, cols, vals, (len(user_points), n_tpl)).without_zeros()
     if settings.smooth_radius > 0:
         corners = fitted[faces[tri]]
         # The shortest side: slivers along the lid and lip margins must not smooth across the margin.
@@ -354,7 +335,6 @@ def dense_correspondence(
             settings.smooth_radius * local_edge,
             weight > 0,
         )
-        matrix = _keep_largest((smooth @ matrix).tocsr(), MAX_WEIGHTS_PER_VERTEX)
+        matrix = _keep_largest(smooth @ matrix, MAX_WEIGHTS_PER_VERTEX)
         matrix = _forbid_other_lip(matrix, lip_class, is_upper, is_lower)
-    matrix.data = matrix.data.astype(np.float32)
-    return matrix, lip_class
+    return matrix.astype(np.float32), lip_class

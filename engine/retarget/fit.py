@@ -4,7 +4,8 @@ Optimal-step non-rigid ICP (Amberg, Romdhani, Vetter, CVPR 2007): every template
 own affine transform; a stiffness term keeps neighbouring transforms alike, a data term pulls each
 vertex to its closest point on the user's surface, and landmarks anchor the features. Stiffness is
 lowered step by step, so the template first moves as a whole and only later follows local shape.
-The template has 468 vertices, so each step is one small sparse solve (~1900 unknowns).
+The template has 468 vertices, so each step is one small banded solve (~1900 unknowns), with numpy
+alone so that it also runs in a stock Blender.
 
 Everything here works in the template's frame (the user's surface is brought over by the inverse
 of the landmark alignment), so the stiffness values do not depend on the user's units.
@@ -15,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.linalg import splu
 
 from engine.retarget.align import Similarity, umeyama
 from engine.retarget.mesh import SurfaceQuery, boundary_edges, edges, face_normals, vertex_normals
+from engine.retarget.numeric import band_order, solve_banded_spd
 
 # Stiffness schedule (Amberg's alpha), high to low, for coordinates in decimetres.
 DEFAULT_STIFFNESS: tuple[float, ...] = (50.0, 20.0, 8.0, 3.0, 1.5)
@@ -36,22 +36,50 @@ class FitSettings:
     translation_weight: float = 1.0  # Amberg's gamma
 
 
-def _incidence(template_faces: np.ndarray, n: int) -> sparse.csr_matrix:
+def _stiffness(template_faces: np.ndarray, n: int, gamma: np.ndarray) -> np.ndarray:
+    """[4n, 4n] S^T S for Amberg's stiffness term S = kron(edge incidence, diag(gamma)): the
+    graph Laplacian of the template's edges, Kronecker with diag(gamma^2)."""
     e = edges(template_faces)
-    m = len(e)
-    rows = np.r_[np.arange(m), np.arange(m)]
-    cols = np.r_[e[:, 0], e[:, 1]]
-    vals = np.r_[np.full(m, -1.0), np.full(m, 1.0)]
-    return sparse.csr_matrix((vals, (rows, cols)), shape=(m, n))
+    laplacian = np.zeros((n, n))
+    np.add.at(laplacian, (e[:, 0], e[:, 0]), 1.0)
+    np.add.at(laplacian, (e[:, 1], e[:, 1]), 1.0)
+    np.add.at(laplacian, (e[:, 0], e[:, 1]), -1.0)
+    np.add.at(laplacian, (e[:, 1], e[:, 0]), -1.0)
+    return np.kron(laplacian, np.diag(gamma**2))
 
 
-def _design(points: np.ndarray) -> sparse.csr_matrix:
-    """[n, 4n] matrix D with D @ X = per-vertex affine transform of ``points``."""
-    n = len(points)
-    homog = np.c_[points, np.ones(n)]
-    rows = np.repeat(np.arange(n), 4)
-    cols = (4 * np.arange(n)[:, None] + np.arange(4)[None, :]).reshape(-1)
-    return sparse.csr_matrix((homog.reshape(-1), (rows, cols)), shape=(n, 4 * n))
+def _add_point_terms(lhs, rhs, homog, vertex, weight, target) -> None:
+    """Add D_v^T w^2 D_v to ``lhs`` and D_v^T w^2 target to ``rhs`` for data or landmark points:
+    vertex ``vertex[p]``'s transform maps its homogeneous rest position ``homog[p]`` to ``target[p]``."""
+    w2 = np.asarray(weight, dtype=np.float64) ** 2
+    unknowns = 4 * np.asarray(vertex)[:, None] + np.arange(4)  # [P, 4] rows of each transform
+    blocks = w2[:, None, None] * np.einsum("pi,pj->pij", homog, homog)
+    np.add.at(lhs, (unknowns[:, :, None], unknowns[:, None, :]), blocks)
+    np.add.at(rhs, unknowns, w2[:, None, None] * np.einsum("pi,pc->pic", homog, target))
+
+
+def _band_order(template_faces: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """(template vertices in band order, the half-bandwidth of the system in that order): with the
+    4 transform entries of each vertex together, the stiffness term couples only nearby unknowns."""
+    e = edges(template_faces)
+    order = band_order(n, e)
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    return order, 4 * int(np.abs(position[e[:, 0]] - position[e[:, 1]]).max(initial=0)) + 3
+
+
+def _solve(lhs: np.ndarray, rhs: np.ndarray, band: int) -> np.ndarray:
+    """The symmetric positive definite system, by banded Cholesky (dense LU if rounding makes the
+    barely regularised matrix look indefinite)."""
+    try:
+        return solve_banded_spd(lhs, rhs, band)
+    except np.linalg.LinAlgError:
+        return np.linalg.solve(lhs, rhs)
+
+
+def _apply(homog: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each vertex's affine transform (rows of x [4n, 3]) applied to its rest position."""
+    return np.einsum("ni,nic->nc", homog, x.reshape(len(homog), 4, 3))
 
 
 def nonrigid_fit(
@@ -74,6 +102,10 @@ def nonrigid_fit(
     faces = np.asarray(template_faces, dtype=np.int64)
     t_faces = np.asarray(target_faces, dtype=np.int64)
     n = len(src)
+    order, band = _band_order(faces, n)
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    src, faces = src[order], position[faces]  # the template renumbered: a banded system below
     query = SurfaceQuery(tgt, t_faces)
     tgt_normals = face_normals(tgt, t_faces)
     tgt_normals /= np.maximum(np.linalg.norm(tgt_normals, axis=1, keepdims=True), 1e-30)
@@ -82,15 +114,15 @@ def nonrigid_fit(
     rim_face = rim[t_faces].any(axis=1)
 
     gamma = np.array([1.0, 1.0, 1.0, settings.translation_weight])
-    stiff = sparse.kron(_incidence(faces, n), sparse.diags(gamma)).tocsr()
-    design = _design(src)
+    stiff = _stiffness(faces, n, gamma)
+    homog = np.c_[src, np.ones(n)]
+    every = np.arange(n)
     x = np.vstack([np.eye(3), np.zeros((1, 3))])
     x = np.tile(x, (n, 1))  # identity transforms [4n, 3]
     have_marks = template_landmarks is not None and len(template_landmarks) > 0
     if have_marks:
-        lm_idx = np.asarray(template_landmarks, dtype=np.int64)
+        lm_idx = position[np.asarray(template_landmarks, dtype=np.int64)]
         lm_pos = np.asarray(target_landmarks, dtype=np.float64) / UNIT
-        lm_design = design[lm_idx]
     cos_limit = np.cos(np.deg2rad(settings.max_normal_angle_deg))
     max_dist = settings.max_distance / UNIT
     alpha0 = settings.stiffness[0]
@@ -98,27 +130,28 @@ def nonrigid_fit(
     for alpha in settings.stiffness:
         beta2 = settings.landmark_weight * n / max(len(lm_idx), 1) * (alpha / alpha0) if have_marks else 0.0
         for _ in range(settings.iterations_per_stage):
-            current = design @ x
+            current = _apply(homog, x)
             tri, bary, dist = query.query(current)
             closest = np.einsum("pk,pkc->pc", bary, tgt[t_faces[tri]])
             normals = vertex_normals(current, faces)
             agree = np.abs(np.einsum("ij,ij->i", normals, tgt_normals[tri])) >= cos_limit
             w = (agree & (dist <= max_dist) & ~rim_face[tri]).astype(np.float64)
-            wd = sparse.diags(w) @ design
-            lhs = alpha**2 * (stiff.T @ stiff) + wd.T @ wd
-            rhs = wd.T @ (w[:, None] * closest)
+            lhs = alpha**2 * stiff
+            rhs = np.zeros((4 * n, 3))
+            _add_point_terms(lhs, rhs, homog, every, w, closest)
             if have_marks:
-                lhs = lhs + beta2 * (lm_design.T @ lm_design)
-                rhs = rhs + beta2 * (lm_design.T @ lm_pos)
+                _add_point_terms(
+                    lhs, rhs, homog[lm_idx], lm_idx, np.full(len(lm_idx), np.sqrt(beta2)), lm_pos
+                )
             # A whisper of "stay where you are" keeps the system regular when few points match.
-            lhs = lhs + 1e-8 * sparse.identity(4 * n)
+            lhs[np.diag_indices(4 * n)] += 1e-8
             rhs = rhs + 1e-8 * x
-            new_x = splu(lhs.tocsc()).solve(rhs)
+            new_x = _solve(lhs, rhs, band)
             change = np.abs(new_x - x).max()
             x = new_x
             if change < 1e-4:
                 break
-    return (design @ x) * UNIT
+    return (_apply(homog, x) * UNIT)[position]
 
 
 def similarity_icp(

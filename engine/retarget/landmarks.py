@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from engine.retarget.errors import RetargetError
 from engine.retarget.mesh import SurfaceQuery, boundary_edges, check_mesh, edges
+from engine.retarget.numeric import connected_components
 
 # Landmarks the fit uses (template landmark names, plus the mouth centre between the inner lips).
 FIT_LANDMARKS: tuple[str, ...] = (
@@ -200,9 +199,7 @@ def _rims(vertices: np.ndarray, faces: np.ndarray) -> list[np.ndarray]:
     b = boundary_edges(faces)
     if len(b) == 0:
         return []
-    n = len(vertices)
-    graph = sparse.coo_matrix((np.ones(len(b)), (b[:, 0], b[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = connected_components(len(vertices), b)
     on_rim = np.unique(b)
     return [on_rim[labels[on_rim] == lab] for lab in np.unique(labels[on_rim])]
 
@@ -261,40 +258,9 @@ def _complete_from_picks(
     return out
 
 
-def find_landmarks(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    picked: Mapping[str, object] | None = None,
-    forward=(0.0, -1.0, 0.0),
-    up=(0.0, 0.0, 1.0),
-) -> dict[str, np.ndarray]:
-    """Positions [3] of :data:`FIT_LANDMARKS` on a head mesh, in the mesh's own coordinates.
-
-    ``picked`` (name -> position or vertex index) overrides automatic ones; from four picks on, the
-    rest are placed from the template instead of searched for, so any orientation works.
-    """
-    vertices, faces = check_mesh(vertices, faces, "head mesh")
-    user = check_landmarks(picked or {}, vertices)
-    if all(name in user for name in FIT_LANDMARKS):
-        return user
-    if len(user) >= MIN_PICKS_TO_PLACE_REST:
-        return _complete_from_picks(vertices, faces, user)
-    frame = HeadFrame.from_axes(forward, up)
-    canon = vertices @ frame.matrix  # x: left, y: back, z: up
-    tp = _template_profile()
-
-    # 1. Nose tip: most forward point of the upper-middle part.
-    z_lo, z_hi = canon[:, 2].min(), canon[:, 2].max()
-    upper = canon[:, 2] > z_lo + 0.3 * (z_hi - z_lo)
-    xs = canon[upper, 0]
-    centre_x = 0.5 * (xs.min() + xs.max())
-    band = upper & (np.abs(canon[:, 0] - centre_x) < 0.12 * np.ptp(xs))
-    if "nose_tip" in user:
-        nose = user["nose_tip"] @ frame.matrix
-    else:
-        nose = canon[np.flatnonzero(band)[np.argmin(canon[band, 1])]]
-
-    # 2. Scale from the midline profile.
+def _profile_scale(canon: np.ndarray, faces: np.ndarray, nose: np.ndarray, tp):
+    """The head's size relative to the template, from its midline profile through the nose tip,
+    and that profile (z, y); RetargetError when nothing there is shaped like a face."""
     edge_list = edges(faces)
     horizontal = slice_points(canon, edge_list, 2, nose[2])
     near = horizontal[horizontal[:, 1] < nose[1] + 2.0 * np.ptp(horizontal[:, 0])]
@@ -345,6 +311,44 @@ def find_landmarks(
             "no face-like region found: nothing nose-like stands out at the front of the mesh; "
             "check the head faces -y with z up, or pick the landmarks by hand"
         )
+    return scale, z_u, y_u
+
+
+def find_landmarks(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    picked: Mapping[str, object] | None = None,
+    forward=(0.0, -1.0, 0.0),
+    up=(0.0, 0.0, 1.0),
+) -> dict[str, np.ndarray]:
+    """Positions [3] of :data:`FIT_LANDMARKS` on a head mesh, in the mesh's own coordinates.
+
+    ``picked`` (name -> position or vertex index) overrides automatic ones; from four picks on, the
+    rest are placed from the template instead of searched for, so any orientation works.
+    """
+    vertices, faces = check_mesh(vertices, faces, "head mesh")
+    user = check_landmarks(picked or {}, vertices)
+    if all(name in user for name in FIT_LANDMARKS):
+        return user
+    if len(user) >= MIN_PICKS_TO_PLACE_REST:
+        return _complete_from_picks(vertices, faces, user)
+    frame = HeadFrame.from_axes(forward, up)
+    canon = vertices @ frame.matrix  # x: left, y: back, z: up
+    tp = _template_profile()
+
+    # 1. Nose tip: most forward point of the upper-middle part.
+    z_lo, z_hi = canon[:, 2].min(), canon[:, 2].max()
+    upper = canon[:, 2] > z_lo + 0.3 * (z_hi - z_lo)
+    xs = canon[upper, 0]
+    centre_x = 0.5 * (xs.min() + xs.max())
+    band = upper & (np.abs(canon[:, 0] - centre_x) < 0.12 * np.ptp(xs))
+    if "nose_tip" in user:
+        nose = user["nose_tip"] @ frame.matrix
+    else:
+        nose = canon[np.flatnonzero(band)[np.argmin(canon[band, 1])]]
+
+    # 2. Scale from the midline profile.
+    scale, z_u, y_u = _profile_scale(canon, faces, nose, tp)
 
     # 3. Template landmarks placed by the profile scale, midline ones snapped onto the profile.
     offset = nose - scale * tp.reference

@@ -1,6 +1,6 @@
 """Triangle-mesh geometry the retargeting steps share: validation, normals, closest points on triangles.
 
-Pure numpy/scipy and vectorised, because user heads have tens of thousands of vertices.
+Pure numpy and vectorised, because user heads have tens of thousands of vertices.
 """
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from scipy import sparse
-from scipy.spatial import cKDTree
 
 from engine.retarget.errors import RetargetError
+from engine.retarget.numeric import NeighbourIndex, SparseRows
 
 MIN_VERTICES = 50  # below this a mesh cannot carry a face
 
@@ -95,13 +94,11 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     return np.stack([keys // n, keys % n], axis=1)
 
 
-def vertex_faces(faces: np.ndarray, n_vertices: int) -> sparse.csr_matrix:
+def vertex_faces(faces: np.ndarray, n_vertices: int) -> SparseRows:
     """[N, F] incidence: row i lists the triangles around vertex i."""
     rows = faces.reshape(-1)
     cols = np.repeat(np.arange(len(faces)), 3)
-    return sparse.csr_matrix(
-        (np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_vertices, len(faces))
-    )
+    return SparseRows.from_triplets(rows, cols, np.ones(len(rows), dtype=np.int8), (n_vertices, len(faces)))
 
 
 def closest_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -157,7 +154,7 @@ def closest_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np
 class SurfaceQuery:
     """Closest points on a triangle mesh, optionally restricted per query to allowed triangles.
 
-    Candidates are the triangles around the ``k`` nearest vertices (a KD-tree), then an exact
+    Candidates are the triangles around the ``k`` nearest vertices (a neighbour index), then an exact
     point-triangle test picks the best; exact for any reasonable mesh, and vectorised.
     """
 
@@ -171,12 +168,12 @@ class SurfaceQuery:
         self.faces = np.asarray(faces, dtype=np.int64)
         self.by_centroid = by_centroid
         if by_centroid:
-            self._tree = cKDTree(self.vertices[self.faces].mean(axis=1))
+            self._tree = NeighbourIndex(self.vertices[self.faces].mean(axis=1))
             self.k = int(min(k, len(self.faces)))
         else:
             used = np.unique(self.faces)
             self._used = used
-            self._tree = cKDTree(self.vertices[used])
+            self._tree = NeighbourIndex(self.vertices[used])
             self._vf = vertex_faces(self.faces, len(self.vertices))
             self.k = int(min(k, len(used)))
 
@@ -199,17 +196,15 @@ class SurfaceQuery:
         return tri_out, bary_out, dist_out
 
     def _query_chunk(self, points: np.ndarray, allowed: np.ndarray | None):
-        _, nearest = self._tree.query(points, k=self.k)
-        nearest = np.atleast_2d(nearest).reshape(len(points), -1)
+        _, nearest = self._tree.nearest(points, k=self.k)
         if self.by_centroid:
             pair_point = np.repeat(np.arange(len(points)), nearest.shape[1])
             pair_tri = nearest.reshape(-1).astype(np.int64)
         else:
             # Candidate (point, triangle) pairs from the incidence rows of the nearest vertices.
-            sub = self._vf[self._used[nearest].reshape(-1)]
+            counts, pair_tri = self._vf.rows(self._used[nearest].reshape(-1))
             point_of_row = np.repeat(np.arange(len(points)), nearest.shape[1])
-            pair_point = np.repeat(point_of_row, np.diff(sub.indptr))
-            pair_tri = sub.indices.astype(np.int64)
+            pair_point = np.repeat(point_of_row, counts)
         if allowed is not None:
             keep = allowed[pair_tri]
             pair_point, pair_tri = pair_point[keep], pair_tri[keep]
@@ -246,10 +241,8 @@ class SurfaceQuery:
                 "no triangle is allowed for the closest-point query; the template mask is empty"
             )
         centroids = self.vertices[self.faces[tris]].mean(axis=1)
-        tree = cKDTree(centroids)
         kk = min(32, len(tris))
-        _, idx = tree.query(points, k=kk)
-        idx = np.atleast_2d(idx).reshape(len(points), kk)
+        _, idx = NeighbourIndex(centroids).nearest(points, k=kk)
         pair_point = np.repeat(np.arange(len(points)), kk)
         pair_tri = tris[idx.reshape(-1)]
         tri_v = self.faces[pair_tri]

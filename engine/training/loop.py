@@ -13,7 +13,9 @@ import math
 import random
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +40,9 @@ from engine.training.distributed import (
 )
 from engine.training.schedule import decoder_input_schedule
 from engine.weights import file_sha256
+
+if TYPE_CHECKING:
+    from engine.model.dualface import DualFace
 
 STATE_FILE = "state.pt"
 LAST_WEIGHTS = "checkpoint.safetensors"
@@ -283,6 +288,69 @@ def load_clips(data: Path, split: str, required: bool) -> list[Clip]:
     return clips
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How this invocation runs, apart from the experiment itself (the TrainConfig)."""
+
+    resume: bool = False
+    seed: int = 0
+    max_minutes: float | None = None
+    progress: bool = True
+    stop_after: int | None = None
+    init: Path | None = None
+
+
+@dataclass
+class _Session:
+    """Everything the epochs of one invocation share, built once by `_setup`."""
+
+    data: Path
+    config: TrainConfig
+    out: Path
+    ctx: DistContext
+    options: RunOptions
+    model: DualFace
+    net: torch.nn.Module  # the model, wrapped for DistributedDataParallel when distributed
+    optimizer: torch.optim.Optimizer
+    autocast: Any
+    scaler: Any
+    provenance: dict | None
+    train_set: ClipDataset
+    sampler: FpsBucketBatchSampler
+    loader: Any
+    val_loader: Any
+    schedule: Any
+    log: _JsonlLog
+    budget_s: float | None
+    steps_per_epoch: int
+    total_steps: int
+
+
+@dataclass
+class _Counters:
+    """Where the run stands: restored on resume, saved in every checkpoint."""
+
+    start_epoch: int = 0
+    epoch: int = 0
+    step: int = 0
+    elapsed_before: float = 0.0
+    best_val: float = math.inf
+    session_start: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+
+@dataclass
+class _Epoch:
+    """What one pass over the training batches reports."""
+
+    rows: list[dict[str, float]]
+    lr: float = math.nan
+    tf_prob: float = math.nan
+    out_of_time: bool = False
+
+
 def train(
     data: str | Path,
     config: TrainConfig,
@@ -303,9 +371,6 @@ def train(
     a smaller `epochs` it leaves the LR and teacher-forcing curves of the full run unchanged.
     `init` fine-tunes a checkpoint: its weights and architecture, a fresh optimizer and schedules.
     """
-    from engine.model import dual_losses
-    from engine.weights import save_checkpoint
-
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise FileNotFoundError(f"--data {data} is not a folder; build one with python -m engine.data.synth")
@@ -326,41 +391,28 @@ def train(
             raise ValueError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     _check_out_dir(out, config, resume)
+    options = RunOptions(
+        resume, seed, max_minutes, progress, stop_after, None if init is None else Path(init)
+    )
     ctx = init_distributed(device)
     try:
-        return _train(
-            data,
-            config,
-            out,
-            ctx,
-            resume,
-            seed,
-            max_minutes,
-            progress,
-            stop_after,
-            dual_losses,
-            save_checkpoint,
-            init,
-        )
+        session, counters = _setup(data, config, out, ctx, options)
+        return {"epochs": _run_epochs(session, counters), "out": str(out)}
     finally:
         shutdown(ctx)
 
 
-def _train(
-    data,
-    config,
-    out,
-    ctx,
-    resume,
-    seed,
-    max_minutes,
-    progress,
-    stop_after,
-    dual_losses,
-    save_checkpoint,
-    init,
-) -> dict:
-    seed_everything(seed)
+# ---- setup ----------------------------------------------------------------------------------------
+
+
+def _setup(
+    data: Path, config: TrainConfig, out: Path, ctx: DistContext, options: RunOptions
+) -> tuple[_Session, _Counters]:
+    """Data, model, optimizer and loaders of this invocation; a resumed run gets its state back.
+
+    The order of the steps is part of the contract: it fixes what the random generators produce,
+    so the same seed gives the same run, and a resumed run continues exactly."""
+    seed_everything(options.seed)
     train_clips = load_clips(data, config.train_split, required=True)
     val_clips = load_clips(data, config.val_split, required=False)[: config.val_max_clips]
     n_vertices = {int(np.shape(c.template)[0]) for c in train_clips}
@@ -368,50 +420,85 @@ def _train(
         raise ValueError(
             f"training clips use meshes of {sorted(n_vertices)} vertices; train on one mesh at a time"
         )
-
     cache = MelCache(data / "cache" / "log_mel")
     if ctx.is_main:
-        cache.warm(train_clips + val_clips, progress=progress)
+        cache.warm(train_clips + val_clips, progress=options.progress)
     barrier(ctx)
     if not ctx.is_main:
         cache.warm(train_clips + val_clips)
 
-    if init is not None:
-        provenance = init_provenance(init)
-        model = build_finetune_model(config, init, next(iter(n_vertices))).to(ctx.device)
-    else:
-        provenance = None
-        if resume:  # a resumed fine-tune keeps citing its starting point
-            provenance = json.loads((out / CONFIG_FILE).read_text()).get("init")
-        model = build_model(config, train_clips[0].template).to(ctx.device)
+    model, provenance = _build_model(config, out, options, train_clips, next(iter(n_vertices)))
+    model = model.to(ctx.device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98))
     autocast, scaler = _autocast(ctx, config.precision)
-
-    start_epoch, step, elapsed_before, best_val = 0, 0, 0.0, math.inf
-    if resume:
-        # on CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest to the device
-        state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler") is not None:
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, step = state["epoch"], state["step"]
-        elapsed_before, best_val = state["elapsed_s"], state["best_val"]
-        _set_rng_state(state["rng"])
+    counters = _Counters()
+    if options.resume:
+        _restore(out, model, optimizer, scaler, counters)
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         saved_config = config.to_dict() | ({"init": provenance} if provenance else {})
         (out / CONFIG_FILE).write_text(json.dumps(saved_config, indent=2) + "\n")
         (out / LOG_FILE).unlink(missing_ok=True)  # left by a run that died before its first checkpoint
 
-    net = model
+    net: torch.nn.Module = model
     if ctx.distributed:
         net = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None,
             find_unused_parameters=_has_unused_parameters(model.cfg, train_clips),
         )
+    train_set, sampler, loader, val_loader = _loaders(
+        config, ctx, options.seed, cache, train_clips, val_clips
+    )
+    budget_s = options.max_minutes * 60.0 if options.max_minutes is not None else None
+    steps_per_epoch = len(sampler)
+    # In budget mode the schedule's unit is the whole budget (N = 1), see schedule.py.
+    schedule = decoder_input_schedule(
+        config.decoder_schedule, config.tf_theta_fraction, 1.0 if budget_s else float(config.epochs)
+    )
+    session = _Session(
+        data, config, out, ctx, options, model, net, optimizer, autocast, scaler, provenance,
+        train_set, sampler, loader, val_loader, schedule, _JsonlLog(out / LOG_FILE, ctx.is_main),
+        budget_s, steps_per_epoch, max(1, steps_per_epoch * config.epochs),
+    )  # fmt: skip
+    _log_session_start(session, counters, len(train_clips), len(val_clips))
+    return session, counters
 
+
+def _build_model(
+    config: TrainConfig, out: Path, options: RunOptions, train_clips: list[Clip], n_vertices: int
+) -> tuple[DualFace, dict | None]:
+    """A fresh model, or the checkpoint to fine-tune; with the provenance of its starting point."""
+    if options.init is not None:
+        return build_finetune_model(config, options.init, n_vertices), init_provenance(options.init)
+    provenance: dict | None = None
+    if options.resume:  # a resumed fine-tune keeps citing its starting point
+        provenance = json.loads((out / CONFIG_FILE).read_text()).get("init")
+    return build_model(config, train_clips[0].template), provenance
+
+
+def _restore(out: Path, model: DualFace, optimizer, scaler, counters: _Counters) -> None:
+    """Model, optimizer, scaler, counters and random generators from the run's last checkpoint."""
+    # on CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest to the device
+    state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
+    counters.start_epoch, counters.step = state["epoch"], state["step"]
+    counters.elapsed_before, counters.best_val = state["elapsed_s"], state["best_val"]
+    _set_rng_state(state["rng"])
+
+
+def _loaders(
+    config: TrainConfig,
+    ctx: DistContext,
+    seed: int,
+    cache: MelCache,
+    train_clips: list[Clip],
+    val_clips: list[Clip],
+):
+    """Training crops in fps buckets, sharded over ranks; validation batches on the main rank only."""
     crop = config.crop_seconds if config.crop_seconds > 0 else None
     train_set = ClipDataset(train_clips, cache, crop, seed=seed, use_emotion=config.emotion)
     sampler = FpsBucketBatchSampler(
@@ -430,184 +517,219 @@ def _train(
             ),
             collate_fn=collate,
         )
+    return train_set, sampler, loader, val_loader
 
-    budget_s = max_minutes * 60.0 if max_minutes is not None else None
-    steps_per_epoch = len(sampler)
-    total_steps = max(1, steps_per_epoch * config.epochs)
-    # In budget mode the schedule's unit is the whole budget (N = 1), see schedule.py.
-    schedule = decoder_input_schedule(
-        config.decoder_schedule, config.tf_theta_fraction, 1.0 if budget_s else float(config.epochs)
-    )
-    log = _JsonlLog(out / LOG_FILE, ctx.is_main)
-    if ctx.is_main and not resume:
-        log.write(
+
+def _log_session_start(session: _Session, counters: _Counters, n_train: int, n_val: int) -> None:
+    ctx, options = session.ctx, session.options
+    if not ctx.is_main:
+        return
+    if not options.resume:
+        session.log.write(
             {
                 "kind": "start",
-                "config": config.to_dict(),
-                "seed": seed,
+                "config": session.config.to_dict(),
+                "seed": options.seed,
                 "world_size": ctx.world_size,
                 "device": str(ctx.device),
-                "n_train": len(train_clips),
-                "n_val": len(val_clips),
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "max_minutes": max_minutes,
-                "init": provenance,
+                "n_train": n_train,
+                "n_val": n_val,
+                "parameters": sum(p.numel() for p in session.model.parameters()),
+                "max_minutes": options.max_minutes,
+                "init": session.provenance,
             }
         )
-    elif ctx.is_main:
-        log.write(
-            {
-                "kind": "resume",
-                "epoch": start_epoch,
-                "step": step,
-                "world_size": ctx.world_size,
-                "device": str(ctx.device),
-                "max_minutes": max_minutes,
-            }
-        )
-
-    session_start = time.monotonic()
-    history: list[dict] = []
-    epoch = start_epoch
-    finished = (budget_s is not None and elapsed_before >= budget_s) or (
-        budget_s is None and epoch >= config.epochs
+        return
+    session.log.write(
+        {
+            "kind": "resume",
+            "epoch": counters.start_epoch,
+            "step": counters.step,
+            "world_size": ctx.world_size,
+            "device": str(ctx.device),
+            "max_minutes": options.max_minutes,
+        }
     )
-    model.train()
+
+
+# ---- epochs ---------------------------------------------------------------------------------------
+
+
+def _run_epochs(session: _Session, counters: _Counters) -> list[dict]:
+    """Epochs until the run is done (epochs or budget) or this session's `stop_after` is reached."""
+    config, budget_s, stop_after = session.config, session.budget_s, session.options.stop_after
+    counters.session_start = time.monotonic()
+    history: list[dict] = []
+    counters.epoch = counters.start_epoch
+    finished = (budget_s is not None and counters.elapsed_before >= budget_s) or (
+        budget_s is None and counters.epoch >= config.epochs
+    )
+    session.model.train()
     while not finished:
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        rows: list[dict[str, float]] = []
-        bar = None
-        if progress and ctx.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="step", leave=False)
-        for i, batch in enumerate(loader):
-            elapsed = elapsed_before + time.monotonic() - session_start
-            if budget_s is not None:
-                (elapsed,) = broadcast_floats([elapsed], ctx)
-                position = elapsed / budget_s
-                progress_share = position
-            else:
-                position = epoch + i / max(steps_per_epoch, 1)
-                progress_share = step / total_steps
-            tf_prob = schedule.tf_prob(position)
-            lr = config.lr * lr_factor(step, progress_share, config.warmup_steps, config.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
-            batch = to_device(batch, ctx.device)
-            with autocast:
-                out_dict = net(batch, tf_prob=tf_prob)
-                losses = dual_losses(out_dict, batch, model.cfg)
-            loss = losses["total"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {float(loss)} at epoch {epoch + 1} step {step}; lower lr or use precision fp32"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            grad_norm = (
-                float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
-                if config.grad_clip
-                else 0.0
-            )
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            step += 1
-            row = _losses_to_floats(losses)
-            rows.append(row)
-            if bar is not None:
-                bar.set_postfix(loss=f"{row['total']:.4f}", lr=f"{lr:.2e}", tf=f"{tf_prob:.2f}")
-                bar.update(1)
-            if config.log_every and step % config.log_every == 0:
-                log.write(
-                    {
-                        "kind": "step",
-                        "epoch": epoch + 1,
-                        "step": step,
-                        "lr": lr,
-                        "tf_prob": tf_prob,
-                        "grad_norm": grad_norm,
-                        **row,
-                    }
-                )
-            if budget_s is not None:
-                (stop,) = broadcast_floats(
-                    [float(elapsed_before + time.monotonic() - session_start >= budget_s)], ctx
-                )
-                if stop:
-                    finished = True
-                    break
-        if bar is not None:
-            bar.close()
-        train_losses = mean_over_ranks(_mean(rows), ctx)
-        epoch += 1
-        if budget_s is None and epoch >= config.epochs:
+        epoch = _train_epoch(session, counters)
+        finished = epoch.out_of_time
+        train_losses = mean_over_ranks(_mean(epoch.rows), session.ctx)
+        counters.epoch += 1
+        if budget_s is None and counters.epoch >= config.epochs:
             finished = True
-        if stop_after is not None and epoch - start_epoch >= stop_after:
+        if stop_after is not None and counters.epoch - counters.start_epoch >= stop_after:
             finished = True
-
-        val_losses = validate(model, val_loader, config, ctx, autocast) if val_loader is not None else {}
-        elapsed = elapsed_before + time.monotonic() - session_start
+        val_losses = (
+            validate(session.model, session.val_loader, config, session.ctx, session.autocast)
+            if session.val_loader is not None
+            else {}
+        )
+        elapsed = counters.elapsed()
         record = {
             "kind": "epoch",
-            "epoch": epoch,
-            "step": step,
+            "epoch": counters.epoch,
+            "step": counters.step,
             "elapsed_s": round(elapsed, 2),
-            "lr": lr,
-            "tf_prob": tf_prob,
+            "lr": epoch.lr,
+            "tf_prob": epoch.tf_prob,
             "train": train_losses,
             "val": val_losses,
         }
         if budget_s is not None:
             record["budget_used"] = round(min(elapsed / budget_s, 1.0), 4)
         history.append(record)
-        if ctx.is_main:
-            val_total = val_losses.get("total", train_losses.get("total", math.inf))
-            about = {
-                "run": config.name,
-                "epoch": epoch,
-                "step": step,
-                "seed": seed,
-                "data": str(data),
-                "train_total": train_losses.get("total"),
-                "val_total": val_losses.get("total"),
-            }
-            if provenance:
-                about["init"] = provenance
-            save_checkpoint(model, out / LAST_WEIGHTS, extra_meta=about)
-            if val_total < best_val:
-                best_val = val_total
-                save_checkpoint(model, out / BEST_WEIGHTS, extra_meta=about)
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "epoch": epoch,
-                "step": step,
-                "elapsed_s": elapsed,
-                "best_val": best_val,
-                "rng": _rng_state(),
-                "seed": seed,
-            }
-            tmp = out / (STATE_FILE + ".partial")
-            torch.save(state, tmp)
-            tmp.replace(out / STATE_FILE)
-            log.write(record)
-            if progress:
-                val_text = f" val {val_losses['total']:.4f}" if "total" in val_losses else ""
-                print(
-                    f"epoch {epoch}: train {train_losses.get('total', math.nan):.4f}{val_text} "
-                    f"tf {tf_prob:.2f} lr {lr:.2e} {elapsed:.0f}s",
-                    flush=True,
-                )
-        barrier(ctx)
-    return {"epochs": history, "out": str(out)}
+        if session.ctx.is_main:
+            _save_checkpoints(session, counters, elapsed, train_losses, val_losses)
+            session.log.write(record)
+            if session.options.progress:
+                _print_epoch(counters.epoch, train_losses, val_losses, epoch, elapsed)
+        barrier(session.ctx)
+    return history
+
+
+def _train_epoch(session: _Session, counters: _Counters) -> _Epoch:
+    """One pass over the training batches: schedules, forward, backward, step, step logs."""
+    from engine.model import dual_losses
+
+    config, ctx, budget_s = session.config, session.ctx, session.budget_s
+    session.sampler.set_epoch(counters.epoch)
+    session.train_set.set_epoch(counters.epoch)
+    result = _Epoch(rows=[])
+    bar = None
+    if session.options.progress and ctx.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=session.steps_per_epoch, desc=f"epoch {counters.epoch + 1}", unit="step", leave=False
+        )
+    for i, batch in enumerate(session.loader):
+        elapsed = counters.elapsed()
+        if budget_s is not None:
+            (elapsed,) = broadcast_floats([elapsed], ctx)
+            position = progress_share = elapsed / budget_s
+        else:
+            position = counters.epoch + i / max(session.steps_per_epoch, 1)
+            progress_share = counters.step / session.total_steps
+        result.tf_prob = tf_prob = session.schedule.tf_prob(position)
+        result.lr = lr = config.lr * lr_factor(
+            counters.step, progress_share, config.warmup_steps, config.min_lr_ratio
+        )
+        for group in session.optimizer.param_groups:
+            group["lr"] = lr
+
+        batch = to_device(batch, ctx.device)
+        with session.autocast:
+            losses = dual_losses(session.net(batch, tf_prob=tf_prob), batch, session.model.cfg)
+        grad_norm = _optimizer_step(session, losses["total"], counters)
+        counters.step += 1
+        row = _losses_to_floats(losses)
+        result.rows.append(row)
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['total']:.4f}", lr=f"{lr:.2e}", tf=f"{tf_prob:.2f}")
+            bar.update(1)
+        if config.log_every and counters.step % config.log_every == 0:
+            session.log.write(
+                {"kind": "step", "epoch": counters.epoch + 1, "step": counters.step, "lr": lr,
+                 "tf_prob": tf_prob, "grad_norm": grad_norm, **row}
+            )  # fmt: skip
+        if budget_s is not None:
+            (stop,) = broadcast_floats([float(counters.elapsed() >= budget_s)], ctx)
+            if stop:
+                result.out_of_time = True
+                break
+    if bar is not None:
+        bar.close()
+    return result
+
+
+def _optimizer_step(session: _Session, loss: torch.Tensor, counters: _Counters) -> float:
+    """Backward and one optimizer step (with the fp16 scaler when there is one); the gradient norm."""
+    config, optimizer, scaler = session.config, session.optimizer, session.scaler
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"loss became {float(loss)} at epoch {counters.epoch + 1} step {counters.step}; "
+            "lower lr or use precision fp32"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    grad_norm = (
+        float(torch.nn.utils.clip_grad_norm_(session.model.parameters(), config.grad_clip))
+        if config.grad_clip
+        else 0.0
+    )
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return grad_norm
+
+
+def _print_epoch(epoch: int, train_losses: dict, val_losses: dict, result: _Epoch, elapsed: float) -> None:
+    val_text = f" val {val_losses['total']:.4f}" if "total" in val_losses else ""
+    print(
+        f"epoch {epoch}: train {train_losses.get('total', math.nan):.4f}{val_text} "
+        f"tf {result.tf_prob:.2f} lr {result.lr:.2e} {elapsed:.0f}s",
+        flush=True,
+    )
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------
+
+
+def _save_checkpoints(
+    session: _Session, counters: _Counters, elapsed: float, train_losses: dict, val_losses: dict
+) -> None:
+    """The last weights, the best weights (by validation loss) and the full state for resuming."""
+    from engine.weights import save_checkpoint
+
+    options, model, out = session.options, session.model, session.out
+    val_total = val_losses.get("total", train_losses.get("total", math.inf))
+    about = {
+        "run": session.config.name,
+        "epoch": counters.epoch,
+        "step": counters.step,
+        "seed": options.seed,
+        "data": str(session.data),
+        "train_total": train_losses.get("total"),
+        "val_total": val_losses.get("total"),
+    }
+    if session.provenance:
+        about["init"] = session.provenance
+    save_checkpoint(model, out / LAST_WEIGHTS, extra_meta=about)
+    if val_total < counters.best_val:
+        counters.best_val = val_total
+        save_checkpoint(model, out / BEST_WEIGHTS, extra_meta=about)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": session.optimizer.state_dict(),
+        "scaler": session.scaler.state_dict() if session.scaler is not None else None,
+        "epoch": counters.epoch,
+        "step": counters.step,
+        "elapsed_s": elapsed,
+        "best_val": counters.best_val,
+        "rng": _rng_state(),
+        "seed": options.seed,
+    }
+    tmp = out / (STATE_FILE + ".partial")
+    torch.save(state, tmp)
+    tmp.replace(out / STATE_FILE)

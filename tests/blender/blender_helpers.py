@@ -72,7 +72,7 @@ def add_arkit_rig(scene, name: str = "Rig", rename: dict[str, str] | None = None
     """The DualFace head with the 52 ARKit shapes as shape keys (some renamed to test matching)."""
     from blender_addon.head import add_head
     from engine.arkit import ARKIT_NAMES
-    from engine.face.arkit_basis import arkit_basis
+    from engine.arkit.basis import arkit_basis
 
     obj = add_head(scene, name)
     basis = arkit_basis()

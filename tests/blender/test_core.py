@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_addon.core import arkit_match, naming, timing
+from blender_addon.core import naming, timing
 from blender_addon.core.captions_style import GOOD_SYNC, LOW_SYNC, sync_colour
-from blender_addon.core.request import RequestError, TakeRequest, parse_resolution
+from blender_addon.core.request import TakeRequest, parse_resolution
 from blender_addon.core.vertex_basis import compact_basis
 from engine.animation import Animation
-from engine.arkit import ARKIT_NAMES
+from engine.arkit import ARKIT_NAMES, matching
+from engine.request import AnimateRequest, RequestError
 
 
 def test_take_names_count_up_per_clip_and_stay_blender_safe():
@@ -35,7 +36,7 @@ def test_arkit_keys_match_case_and_separator_insensitively():
         "MOUTHFUNNEL",
         "smile_custom",
     ]
-    matched = {ARKIT_NAMES[i]: key for i, key in arkit_match.match_arkit_keys(names).items()}
+    matched = {ARKIT_NAMES[i]: key for i, key in matching.match_arkit_keys(names).items()}
     assert matched == {
         "jawOpen": "JawOpen",
         "mouthClose": "mouth_close",
@@ -47,23 +48,23 @@ def test_arkit_keys_match_case_and_separator_insensitively():
 
 def test_arkit_matching_uses_vendor_names_and_the_users_table():
     names = ["EyeBlink_L", "Jaw_Open", "my_jaw", "mouthClose"]
-    matched = {ARKIT_NAMES[i]: key for i, key in arkit_match.match_arkit_keys(names).items()}
+    matched = {ARKIT_NAMES[i]: key for i, key in matching.match_arkit_keys(names).items()}
     assert matched == {"eyeBlinkLeft": "EyeBlink_L", "jawOpen": "Jaw_Open", "mouthClose": "mouthClose"}
     overrides = {"jawOpen": "my_jaw", "mouthClose": ""}  # '' = "this rig has no such key"
-    matched = {ARKIT_NAMES[i]: key for i, key in arkit_match.match_arkit_keys(names, overrides).items()}
+    matched = {ARKIT_NAMES[i]: key for i, key in matching.match_arkit_keys(names, overrides).items()}
     assert matched == {"eyeBlinkLeft": "EyeBlink_L", "jawOpen": "my_jaw"}
 
 
 def test_auto_mode_needs_the_jaw_and_a_quarter_of_the_shapes():
     full = {i: n for i, n in enumerate(ARKIT_NAMES)}
-    assert arkit_match.choose_mode("AUTO", full) == arkit_match.ARKIT
+    assert matching.resolve_output_mode("AUTO", full) == matching.ARKIT
     no_jaw = {i: n for i, n in full.items() if n != "jawOpen"}
-    assert arkit_match.choose_mode("auto", no_jaw) == arkit_match.VERTEX
+    assert matching.resolve_output_mode("auto", no_jaw) == matching.VERTEX
     few = {i: n for i, n in list(full.items())[10:22]}  # includes jawOpen, only 12 names
-    assert arkit_match.choose_mode("AUTO", few) == arkit_match.VERTEX
-    assert arkit_match.choose_mode("ARKIT", few) == arkit_match.ARKIT
+    assert matching.resolve_output_mode("AUTO", few) == matching.VERTEX
+    assert matching.resolve_output_mode("ARKIT", few) == matching.ARKIT
     with pytest.raises(ValueError, match="no(ne)?"):
-        arkit_match.choose_mode("ARKIT", {})
+        matching.resolve_output_mode("ARKIT", {})
 
 
 @pytest.mark.parametrize(
@@ -135,45 +136,52 @@ def test_sync_colour_goes_red_to_green():
 def test_request_validation_names_the_fix(tmp_path):
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"RIFF....")
-    ok = TakeRequest(audio=str(audio), object_name="Head", emotion="Happy").validate()
-    assert ok.emotion == "happy" and ok.mode == "AUTO"
-    cases = [
-        (dict(audio=str(tmp_path / "missing.wav"), object_name="H"), "not found"),
-        (dict(audio=str(tmp_path / "a.txt"), object_name="H"), "unsupported audio type"),
-        (dict(audio=str(audio), object_name="H", emotion="grumpy"), "choose one of"),
-        (dict(audio=str(audio), object_name="H", intensity=1.5), "between 0 and 1"),
-        (
-            dict(audio=str(audio), object_name="H", style={"jaw_ratio": 3}),
-            r"jaw_ratio=3.0 is outside \[0.0, 1.0\]",
-        ),
-        (dict(audio=str(audio), object_name="H", style={"beard": 1}), "unknown style"),
-        (dict(audio=str(audio), object_name="H", render=str(tmp_path / "x.avi")), "must end in .mp4"),
-        (dict(audio=str(audio), object_name="H", render=str(tmp_path / "no" / "x.mp4")), "does not exist"),
-        (
-            dict(audio=str(audio), object_name="H", render=str(tmp_path / "x.mp4"), resolution=(161, 120)),
-            "even",
-        ),
-        (dict(audio=str(audio), object_name="H", save=str(tmp_path / "x.txt")), ".blend"),
-        (
-            dict(audio=str(audio), object_name="H", weights=str(tmp_path / "w.safetensors")),
-            "weights file not found",
-        ),
-        (dict(audio=str(audio)), "--object"),
-        (dict(audio="", object_name="H"), "no audio file"),
+    ok = TakeRequest(AnimateRequest(str(audio), emotion="Happy"), object_name="Head", mode="arkit").validate()
+    assert ok.take.emotion == "happy" and ok.mode == "ARKIT"
+    engine_cases = [  # what the engine is asked: refused when the request is built
+        (dict(emotion="grumpy"), "choose one of"),
+        (dict(intensity=1.5), "between 0 and 1"),
+        (dict(style={"jaw_ratio": 3}), r"jaw_ratio=3.0 is outside \[0.0, 1.0\]"),
+        (dict(style={"beard": 1}), "unknown style"),
+        (dict(fps=29), "24, 25, 30, 50, 60"),
+    ]
+    for kwargs, message in engine_cases:
+        with pytest.raises(RequestError, match=message):
+            AnimateRequest(str(audio), **kwargs)
+    with pytest.raises(RequestError, match="no audio file"):
+        AnimateRequest("")
+    take = AnimateRequest(str(audio))
+    cases = [  # files and the Blender side: refused by validate(), before any work
+        (dict(take=AnimateRequest(str(tmp_path / "missing.wav")), object_name="H"), "not found"),
+        (dict(take=AnimateRequest(str(tmp_path / "a.txt")), object_name="H"), "unsupported audio type"),
+        (dict(take=take, object_name="H", render=str(tmp_path / "x.avi")), "must end in .mp4"),
+        (dict(take=take, object_name="H", render=str(tmp_path / "no" / "x.mp4")), "does not exist"),
+        (dict(take=take, object_name="H", render=str(tmp_path / "x.mp4"), resolution=(161, 120)), "even"),
+        (dict(take=take, object_name="H", save=str(tmp_path / "x.txt")), ".blend"),
+        (dict(take=take, object_name="H", weights=str(tmp_path / "w.safetensors")), "weights file not found"),
+        (dict(take=take, object_name="H", mode="mesh"), "auto, arkit or vertex"),
+        (dict(take=take), "--object"),
     ]
     for kwargs, message in cases:
         with pytest.raises(RequestError, match=message):
             TakeRequest(**kwargs).validate()
 
 
-def test_batch_entries_use_option_names():
-    request = TakeRequest.from_dict(
-        {"audio": "a.wav", "object": "Head", "start-frame": 5, "resolution": "320x240"}
-    )
+def test_batch_entries_use_option_names_and_the_engine_fields(tmp_path):
+    request = TakeRequest.from_mapping(
+        {"audio": "a.wav", "object": "Head", "start-frame": 5, "resolution": "320x240",
+         "emotion": [[0, "calm", 1], [2, "sad", 0.5]], "fps": 25, "srt": "a.srt", "captions": True},
+        base_dir=tmp_path,
+    )  # fmt: skip
     assert request.object_name == "Head" and request.start_frame == 5 and request.resolution == (320, 240)
+    assert request.take.emotion == ((0.0, "calm", 1.0), (2.0, "sad", 0.5)) and request.take.fps == 25
+    assert request.take.audio == str(tmp_path / "a.wav") and request.captions
+    assert request.take.caption_files == (str(tmp_path / "a.srt"),)  # a version-1 key, upgraded
     with pytest.raises(RequestError, match="unknown key 'colour'"):
-        TakeRequest.from_dict({"audio": "a.wav", "colour": 1})
+        TakeRequest.from_mapping({"audio": "a.wav", "colour": 1})
     with pytest.raises(RequestError, match="'audio'"):
-        TakeRequest.from_dict({"object": "Head"})
+        TakeRequest.from_mapping({"object": "Head"})
+    with pytest.raises(RequestError, match="job 3: .*schema version 99"):
+        TakeRequest.from_mapping({"schema_version": 99, "audio": "a.wav"}, "job 3")
     with pytest.raises(RequestError, match="640x480"):
         parse_resolution("big")

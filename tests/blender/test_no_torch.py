@@ -1,9 +1,9 @@
-"""The add-on in a Blender whose Python has no torch: it loads, registers, and says how to set up.
+"""The add-on in a Blender whose Python has no torch: it loads, registers and generates a take.
 
-Most users install the extension into a stock Blender, where torch is absent until they press
-Set Up Engine. A fresh interpreter hides torch with an import hook that fails exactly like a
-missing package and records every attempt, so an `import torch` swallowed by a try/except still
-counts as one.
+Most users install the extension into a stock Blender, where torch is absent (Set Up Engine adds it
+for CUDA only): takes run on the engine's numpy runtime. A fresh interpreter hides torch with an
+import hook that fails exactly like a missing package and records every attempt, so an
+`import torch` swallowed by a try/except still counts as one.
 """
 
 from __future__ import annotations
@@ -23,10 +23,16 @@ import importlib, json, pkgutil, sys
 sys.path.insert(0, {repo!r})
 attempts = []
 
+# A stock Blender ships numpy, not these. (scipy stays visible: engine.retarget still needs it to fit
+# the head's teeth and eyes.)
+ABSENT_IN_STOCK_BLENDER = ("soundfile", "soxr", "librosa", "safetensors", "tqdm")
+
 class HideTorch:
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith("torch."):
             attempts.append(name)
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        if name.split(".")[0] in ABSENT_IN_STOCK_BLENDER:
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
         return None
 
@@ -69,10 +75,11 @@ print(json.dumps(facts))
 """
 
 
-def test_addon_imports_registers_and_explains_set_up_without_torch(tmp_path):
+def test_addon_imports_registers_and_generates_without_torch(tmp_path):
     audio = write_speechlike_wav(tmp_path / "line.wav", seconds=1.0)
-    weights = tmp_path / "stand-in.safetensors"  # only its existence is checked before the engine
-    weights.write_bytes(b"not read")
+    weights = REPO / "weights" / "dualface.safetensors"
+    if not weights.is_file():
+        pytest.skip("shipped weights absent")
     script = SCRIPT.format(repo=str(REPO), audio=str(audio))
     env = {
         "PATH": "/usr/bin:/bin",
@@ -87,9 +94,8 @@ def test_addon_imports_registers_and_explains_set_up_without_torch(tmp_path):
     # no module of the add-on reaches for torch on import or in register(), not even inside a try
     assert facts["after_import"] == [] and facts["after_register"] == []
     assert facts["registered"] == {"generate": True, "panel": True, "scene_props": True}
-    assert not facts["torch_available"] and "Set Up Engine" in facts["describe"]
+    assert not facts["torch_available"] and "numpy" in facts["describe"]
     assert facts["head_vertices"] == 468  # adding the template head needs no torch either
-    # generating says how to set the engine up, and writes nothing
-    assert "Set Up Engine" in facts["error"] and "torch" in facts["error"]
-    assert facts["actions"] == []
+    # generating runs in Blender on the numpy runtime
+    assert facts["error"] == "" and len(facts["actions"]) >= 1
     assert facts["unregistered"] and not facts["torch_loaded"]

@@ -47,7 +47,7 @@ def test_make_arkit_shape_keys_on_a_foreign_mesh(scene, cache):
     import bpy
 
     from engine.arkit import ARKIT_NAMES
-    from engine.face.arkit_basis import arkit_basis
+    from engine.arkit.basis import arkit_basis
 
     obj, world = _head_object(bpy, scale=10.0, rotate_x_deg=90.0)
     obj.shape_key_add(name="Basis", from_mix=False)
@@ -154,7 +154,7 @@ def test_take_offsets_and_parts(scene, cache):
     from blender_addon import retarget_ops
     from engine.animation import Animation
     from engine.arkit import ARKIT_INDEX
-    from engine.face.arkit_basis import apply_arkit
+    from engine.arkit.basis import apply_arkit
     from engine.face.template import load_template
 
     obj, world = _head_object(bpy)

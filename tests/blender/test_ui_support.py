@@ -25,13 +25,13 @@ def test_engine_setup_is_refused_offline_and_installs_only_into_the_user_folder(
     for command in (torch_step, deps_step):
         assert command[:4] == ["/py", "-m", "pip", "install"]
         assert command[command.index("--target") + 1] == str(tmp_path / "site-packages")
-    assert (
-        "https://download.pytorch.org/whl/cu128" in torch_step
-        and f"torch=={engine_setup.TORCH_VERSION}" in torch_step
-    )
+    assert torch_step[torch_step.index("--index-url") + 1] == engine_setup.TORCH_INDEX["CUDA"]
+    assert torch_step[-1].endswith("torch-cuda.txt") and deps_step[-1].endswith("engine.txt")
     import numpy
 
-    assert f"numpy=={numpy.__version__}" in deps_step  # Blender's numpy is never replaced
+    constraints = engine_setup.write_constraints(tmp_path)
+    assert constraints.read_text() == f"numpy=={numpy.__version__}\n"  # Blender's numpy is never replaced
+    assert str(constraints) in deps_step and not any(a.startswith("numpy") for a in deps_step)
     with pytest.raises(ValueError, match="CPU, CUDA"):
         engine_setup.pip_commands(tmp_path, "ROCM")
 

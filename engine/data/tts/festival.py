@@ -30,7 +30,12 @@ from engine.phonemes import PHONES, SILENCE
 ENGINE = "festival"
 _VOICE_DIRS = (Path("/usr/share/festival/voices"), Path("/usr/local/share/festival/voices"))
 # Voice -> the f0 its intonation model aims at (Hz), None where the voice has no such target (HTS).
-FESTIVAL_VOICES: dict[str, float | None] = {"kal_diphone": 105.0, "cmu_us_slt_arctic_hts": None}
+FESTIVAL_VOICES: dict[str, float | None] = {
+    "kal_diphone": 105.0,
+    "ked_diphone": 105.0,
+    "cmu_us_slt_arctic_hts": None,
+}
+_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k"}
 _TIMEOUT_S = 60
 _PHONE_MAP = {"pau": SILENCE, "h#": SILENCE, "#": SILENCE, "ax": "AH", "axr": "ER", "dx": "T", "el": "L",
               "em": "M", "en": "N", "nx": "N", "hv": "HH"}  # fmt: skip
@@ -70,7 +75,7 @@ def _check_voice(voice: Voice) -> None:
     if shutil.which("festival") is None:
         raise TTSUnavailableError("`festival` not found on PATH; install it with `apt-get install festival`")
     if voice.name not in _installed_voices():
-        package = "festvox-kallpc16k" if voice.name == "kal_diphone" else "festvox-us-slt-hts"
+        package = _PACKAGES.get(voice.name, "festvox-us-slt-hts")
         raise TTSUnavailableError(
             f"Festival voice {voice.name!r} is not installed; install it with `apt-get install {package}`"
         )

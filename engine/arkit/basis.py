@@ -189,14 +189,14 @@ def _brow_shapes(r: _Rig) -> dict[str, np.ndarray]:
     inner_x, outer_x = r.v[lm.BROW_UPPER_LEFT[-2], 0], r.v[lm.BROW_UPPER_LEFT[0], 0]
     t = np.clip((x - inner_x) / (outer_x - inner_x), 0.0, 1.0)  # 0 inner .. 1 outer
     out = {}
-    down = (0.7 + 0.3 * (1 - t))[:, None] * _vec(z=-4.0, y=-0.5) + (1 - t)[:, None] * _vec(x=-1.5)
+    down = (0.7 + 0.3 * (1 - t))[:, None] * _vec(z=-7.0, y=-1.0) + (1 - t)[:, None] * _vec(x=-2.5)
     fold = _rows(lm.EYELID_UPPER_LEFT_1)
     moves_idx = np.concatenate([brow, fold])
     moves_off = np.concatenate([down, np.tile(_vec(z=-1.2), (len(fold), 1))])
     out["browDownLeft"] = r.deform((moves_idx, moves_off), rings=2, pinned=lids_both)
-    outer_up = (np.clip((t - 0.3) / 0.7, 0, 1) ** 1.2)[:, None] * _vec(z=5.0)
+    outer_up = (np.clip((t - 0.3) / 0.7, 0, 1) ** 1.2)[:, None] * _vec(z=8.5)
     out["browOuterUpLeft"] = r.deform((brow, outer_up), rings=3, pinned=lids_both)
-    inner_up_left = (np.clip(1.0 - t / 0.6, 0, 1) ** 1.2)[:, None] * _vec(z=6.0, y=-0.5)
+    inner_up_left = (np.clip(1.0 - t / 0.6, 0, 1) ** 1.2)[:, None] * _vec(z=9.5, y=-0.8)
     both = np.concatenate([brow, r.t.mirror[brow]])
     both_off = np.concatenate([inner_up_left, inner_up_left * _FLIP_X])
     out["browInnerUp"] = r.symmetric(r.deform((both, both_off), rings=3, pinned=lids_both))
@@ -352,7 +352,7 @@ def _mouth_shapes(r: _Rig, jaw_open: np.ndarray) -> dict[str, np.ndarray]:
     out["mouthLeft"] = r.deform((lips, np.tile(_vec(x=5.0, y=0.5), (len(lips), 1))), rings=3)
 
     out["mouthSmileLeft"] = _corner_pull(r, _vec(x=5.0, y=4.0, z=8.0), reach=0.015)
-    out["mouthFrownLeft"] = _corner_pull(r, _vec(x=1.5, y=0.5, z=-6.0))
+    out["mouthFrownLeft"] = _corner_pull(r, _vec(x=2.0, y=0.5, z=-8.0))
     out["mouthDimpleLeft"] = _corner_pull(r, _vec(x=3.0, y=4.0, z=0.5))
     out["mouthStretchLeft"] = _corner_pull(r, _vec(x=7.0, y=1.5, z=-3.0))
 

@@ -1,4 +1,8 @@
-"""The 52 ARKit blendshape names, in Apple's order: the one output vocabulary every part shares."""
+"""The 52 ARKit blendshape names, in Apple's order: the one output vocabulary every part shares.
+
+This is the only place the names are written; every other order (Live Link Face's CSV columns)
+is derived from it.
+"""
 
 from __future__ import annotations
 

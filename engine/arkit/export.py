@@ -2,7 +2,7 @@
 
 The CSV copies what the Live Link Face app writes, because importers match its header byte for
 byte: capitalised names, Apple's column order (which lists jawRight before jawLeft and mouthRight
-before mouthLeft, unlike ARKit's documentation order in ``engine.arkit``), a ``Timecode`` of
+before mouthLeft, unlike ARKit's documentation order in ``engine.arkit.names``), a ``Timecode`` of
 ``HH:MM:SS:FF.mmm`` and a ``BlendShapeCount`` column.
 """
 
@@ -15,24 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from engine.arkit import ARKIT_INDEX, ARKIT_NAMES
+from engine.atomic_file import atomic_output, write_text_atomic
 
-LIVE_LINK_FACE_ORDER: tuple[str, ...] = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
-    "eyeSquintLeft", "eyeWideLeft",
-    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight",
-    "jawForward", "jawRight", "jawLeft", "jawOpen",
-    "mouthClose", "mouthFunnel", "mouthPucker", "mouthRight", "mouthLeft",
-    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
-    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthUpperUpLeft", "mouthUpperUpRight",
-    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
-    "noseSneerLeft", "noseSneerRight",
-    "tongueOut",
-)  # fmt: skip
+# The app swaps two pairs relative to ARKit's documentation order; everything else is identical.
+_LIVE_LINK_SWAPS = {
+    "jawLeft": "jawRight",
+    "jawRight": "jawLeft",
+    "mouthLeft": "mouthRight",
+    "mouthRight": "mouthLeft",
+}
+LIVE_LINK_FACE_ORDER: tuple[str, ...] = tuple(_LIVE_LINK_SWAPS.get(name, name) for name in ARKIT_NAMES)
 assert sorted(LIVE_LINK_FACE_ORDER) == sorted(ARKIT_NAMES)
 # Head and eye rotations that the app appends; written as zeros when asked for (we animate no head).
 HEAD_EYE_COLUMNS: tuple[str, ...] = (
@@ -96,14 +88,12 @@ def write_arkit_csv(
     header += extra
     count = len(LIVE_LINK_FACE_ORDER) + len(extra)
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", newline="") as handle:
+    with atomic_output(path, "ARKit CSV") as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for t, row in enumerate(weights[:, columns]):
             values = [f"{v:.6f}" for v in row] + ["0.000000"] * len(extra)
             writer.writerow([timecode(t, fps, start_seconds), count, *values])
-    tmp.replace(path)
     return path
 
 
@@ -135,7 +125,5 @@ def write_arkit_json(path: str | Path, weights: np.ndarray, fps: float) -> Path:
     """Write :func:`arkit_json` to ``path`` (atomically); returns the path."""
     payload = arkit_json(weights, fps)
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(payload, separators=(",", ":")))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(payload, separators=(",", ":")), "ARKit JSON")
     return path

@@ -8,6 +8,9 @@ then add the few vendor aliases whose wording differs (CC4 ``Brow_Drop_L`` is AR
 into body and side, so they are compared as one squashed word. This module is the only place that
 matches names: the Blender add-on calls it too. Matching never raises: what is not found is
 reported so the user can fill it in by hand.
+
+The second half turns a match into what a take needs: the channel table (ARKit index -> key name)
+and the output mode of a mesh (ARKit keys or vertex motion).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections import abc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from engine.arkit import ARKIT_NAMES
+from engine.arkit.names import ARKIT_INDEX, ARKIT_NAMES
 
 _LEFT = "left"
 _RIGHT = "right"
@@ -193,3 +196,51 @@ def map_shape_keys(names: Iterable[str], overrides: abc.Mapping[str, str] | None
 
 # Short alias used in the retargeting docs.
 Mapping = ShapeKeyMapping
+
+
+# ---- output mode --------------------------------------------------------------------------------
+
+ARKIT = "ARKIT"
+VERTEX = "VERTEX"
+AUTO = "AUTO"
+OUTPUT_MODES = (AUTO, ARKIT, VERTEX)
+
+# Auto mode uses ARKit keys only when the rig can actually speak with them: the jaw key plus a
+# quarter of the 52 shapes. Fewer than that and vertex mode animates the face more faithfully.
+MIN_ARKIT_KEYS = 13
+_REQUIRED_FOR_SPEECH = ARKIT_INDEX["jawOpen"]
+
+
+def match_arkit_keys(
+    key_names: Iterable[str], overrides: abc.Mapping[str, str] | None = None
+) -> dict[int, str]:
+    """ARKit channel index -> the mesh's own key name.
+
+    `overrides` (ARKit name -> key name, '' for "no key") is the user's table and always wins;
+    shapes the matcher finds ambiguous are left for the user to choose."""
+    mapping = map_shape_keys(key_names, overrides)
+    return {ARKIT_INDEX[arkit]: key for arkit, key in mapping.matched.items()}
+
+
+def speaks_arkit(matched: abc.Mapping[int, str]) -> bool:
+    """True when the matched keys can carry speech: the jaw plus enough of the other shapes."""
+    has_jaw = _REQUIRED_FOR_SPEECH in matched
+    return has_jaw and len(matched) >= MIN_ARKIT_KEYS
+
+
+def resolve_output_mode(requested: str, matched: abc.Mapping[int, str]) -> str:
+    """ARKIT or VERTEX for a mesh: AUTO decides from the matched keys; an explicit ARKIT request on
+    a rig without ARKit keys is an error (ValueError)."""
+    requested = requested.upper()
+    if requested == VERTEX:
+        return VERTEX
+    if requested == ARKIT:
+        if not matched:
+            raise ValueError(
+                "ARKit output needs shape keys named like ARKit blendshapes (jawOpen, eyeBlinkLeft, ...); "
+                "this mesh has none -- choose Vertex output or add the keys"
+            )
+        return ARKIT
+    if requested != AUTO:
+        raise ValueError(f"unknown output mode {requested!r}; use AUTO, ARKIT or VERTEX")
+    return ARKIT if speaks_arkit(matched) else VERTEX

@@ -10,6 +10,8 @@ iteration. A long take (1800 frames) takes milliseconds instead of the seconds a
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from engine.arkit import ARKIT_NAMES
@@ -74,6 +76,27 @@ class ArkitSolver:
         weights = box_qp(self.gram, rhs, max_iter=max_iter, tol=tol)
         return (weights[0] if single else weights).astype(np.float32)
 
+    def refine(self, offsets: np.ndarray, start: np.ndarray, iterations: int = 120) -> np.ndarray:
+        """Weights [T, K] in 0..1 for offsets [T, V, 3], by accelerated projected gradient from `start`.
+
+        A fixed, small number of matrix products per take (no per-frame linear solves): from a
+        start near the answer (the decoder's own ARKit head) it reaches the box-constrained optimum
+        to well under a millimetre at the weighted vertices, in milliseconds for a minute of motion.
+        """
+        offsets = np.asarray(offsets, dtype=np.float64)
+        if offsets.ndim != 3 or offsets.shape[1:] != (self.n_vertices, 3):
+            raise SolveError(f"offsets must be [frames, {self.n_vertices}, 3], got shape {offsets.shape}")
+        rhs = (offsets * self._sqrt_w[None, :, None]).reshape(offsets.shape[0], -1) @ self._design
+        step = 1.0 / float(np.linalg.eigvalsh(self.gram)[-1])
+        x = np.clip(np.asarray(start, dtype=np.float64), 0.0, 1.0)
+        y, momentum = x.copy(), 1.0
+        for _ in range(iterations):
+            x_next = np.clip(y - step * (y @ self.gram - rhs), 0.0, 1.0)
+            momentum_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum * momentum))
+            y = x_next + ((momentum - 1.0) / momentum_next) * (x_next - x)
+            x, momentum = x_next, momentum_next
+        return x.astype(np.float32)
+
 
 def box_qp(gram: np.ndarray, rhs: np.ndarray, max_iter: int = 50, tol: float = 1e-9) -> np.ndarray:
     """Minimise ``0.5 w^T G w - h^T w`` over ``0 <= w <= 1`` for every row ``h`` of ``rhs`` [T, K].
@@ -137,9 +160,39 @@ def solve_arkit(
 ) -> np.ndarray:
     """ARKit weights [T, 52] for template offsets [T, 468, 3] (basis defaults to the template's)."""
     if basis is None:
-        from engine.face.arkit_basis import arkit_basis
+        from engine.arkit.basis import arkit_basis
 
         basis = arkit_basis()
     if basis.shape[0] != len(ARKIT_NAMES):
         raise SolveError(f"an ARKit basis has {len(ARKIT_NAMES)} shapes, got {basis.shape[0]}")
     return ArkitSolver(basis, ridge=ridge, vertex_weights=vertex_weights).solve(offsets)
+
+
+# Weights of the template's vertices when ARKit weights are fitted to the model's vertex motion: the
+# inner-lip vertices decide whether lips touch (a 1 mm error there is a visible gap), the rest of the
+# lips and mouth come next, the upper face last.
+INNER_LIP_WEIGHT = 400.0
+LIPS_WEIGHT = 10.0
+
+
+@lru_cache(maxsize=1)
+def template_solver() -> ArkitSolver:
+    """The solver for motion on the 468-vertex template, weighted so contacts and rest carry over."""
+    from engine.arkit.basis import arkit_basis
+    from engine.face.template import load_template
+
+    template = load_template()
+    weights = np.ones(len(template.vertices))
+    weights[np.asarray(template.regions["lips"])] = LIPS_WEIGHT
+    weights[np.unique(np.asarray(template.inner_lip_pairs))] = INNER_LIP_WEIGHT
+    return ArkitSolver(arkit_basis(), ridge=1e-4, vertex_weights=weights)
+
+
+def arkit_from_template_motion(offsets: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """ARKit weights [T, 52] that reproduce template offsets [T, 468, 3], lip contacts first.
+
+    `start` (e.g. the decoder's ARKit head) seeds the fast solver; without it the exact solver runs."""
+    solver = template_solver()
+    if start is None:
+        return solver.solve(np.asarray(offsets, dtype=np.float64))
+    return solver.refine(offsets, start)

@@ -1,0 +1,40 @@
+"""The last step of every take, whatever computed the motion: rest in pauses, ARKit from the vertices.
+
+Two outputs leave the engine, vertex offsets (the template, and any mesh retargeted from it) and
+52 ARKit weights (every ARKit-ready character). They must show the same mouth: the decoder's own
+ARKit head is a separate regression that smooths closures away, so the weights are refitted to the
+final vertex motion, contacts first (engine.arkit.solve), starting from the head's guess.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.audio.io import MODEL_SAMPLE_RATE
+from engine.inference.rest import blend_to_rest, rest_weights, rig_rest_offsets
+
+TEMPLATE_VERTICES = 468
+
+
+def finish_motion(
+    offsets: np.ndarray,
+    arkit: np.ndarray,
+    audio: np.ndarray,
+    fps: float,
+    cond: np.ndarray,
+    style: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, arkit) with the face at rest in the recording's pauses and ARKit matching the vertices.
+
+    `audio` is the take at 16 kHz, `cond` the per-frame emotion conditioning [T, E] and `style` the
+    speaker style vector the model was given (the rest pose follows both)."""
+    offsets = np.asarray(offsets, dtype=np.float32)
+    arkit = np.clip(np.asarray(arkit, dtype=np.float32), 0.0, 1.0)
+    if offsets.shape[1] != TEMPLATE_VERTICES or len(offsets) == 0:
+        return offsets, arkit  # another mesh (VOCASET, BIWI): no rig to define its rest or ARKit
+    weights = rest_weights(audio, MODEL_SAMPLE_RATE, fps, len(offsets))
+    cond = np.asarray(cond, dtype=np.float32)
+    offsets = blend_to_rest(offsets, lambda frames: rig_rest_offsets(style, fps, cond[frames]), weights)
+    from engine.arkit.solve import arkit_from_template_motion
+
+    return offsets, arkit_from_template_motion(offsets, start=arkit)

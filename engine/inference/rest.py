@@ -1,0 +1,133 @@
+"""Pauses are rest: find the silences of a recording and bring the face to its rest pose there.
+
+A learned decoder drifts in long pauses: it has momentum from the last syllable, and a recording's
+pauses hold room noise, breath and hum that a model trained on synthetic speech never heard as
+silence. Silence itself is easy to find on any voice, from the signal's level against the
+recording's own noise floor, so the engine finds pauses here and blends the motion to the rest pose
+for the take's emotion inside them (engine.api uses the model's own output on pure silence as that
+pose, so an emotion's resting expression stays).
+
+Only pauses of at least MIN_PAUSE_S count: stop closures (the silent 50-150 ms inside "apple",
+"doctor") are articulation, not rest. The blend ramps in over RAMP_S inside each pause, so the mouth
+closes smoothly after the last sound and opens again just before the next.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from engine.phonemes import SILENCE
+
+FRAME_S = 0.02  # level frames, 20 ms with 10 ms hop
+HOP_S = 0.01
+MIN_PAUSE_S = 0.22  # shorter silences are stop closures or phrase-internal gaps
+RAMP_S = 0.08  # blend in/out time inside a pause
+SPEECH_PERCENTILE = 95.0
+FLOOR_PERCENTILE = 10.0
+THRESHOLD_SHARE = 0.3  # silence: below floor + this share of the (speech - floor) range, in dB
+MIN_RANGE_DB = 12.0  # a recording whose speech sits less than this over its floor has no pauses to find
+DYNAMIC_RANGE_DB = 70.0  # digital silence is treated as this far under the speech
+RIG_REST_SECONDS = 1.0
+ABSOLUTE_SILENCE_DBFS = -55.0  # after engine.audio.level's normalisation, quieter frames are never speech
+
+
+def frame_levels_db(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Level in dB of 20 ms frames every 10 ms, frame i centred at i * 10 ms."""
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    frame, hop = int(round(FRAME_S * sr)), int(round(HOP_S * sr))
+    n = max(1, 1 + len(x) // hop)
+    padded = np.pad(x, (frame // 2, frame))
+    power = np.cumsum(np.concatenate([[0.0], padded**2]))
+    starts = np.arange(n) * hop
+    energy = (power[starts + frame] - power[starts]) / frame
+    return 10.0 * np.log10(energy + 1e-20)
+
+
+def pause_mask(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Boolean per 10 ms frame: inside a pause of at least MIN_PAUSE_S."""
+    levels = frame_levels_db(audio, sr)
+    speech = float(np.percentile(levels, SPEECH_PERCENTILE))
+    floor = max(float(np.percentile(levels, FLOOR_PERCENTILE)), speech - DYNAMIC_RANGE_DB)
+    if speech - floor < MIN_RANGE_DB:  # steady sound: a silent file, hum or hiss, or one held vowel
+        quiet = levels < ABSOLUTE_SILENCE_DBFS
+    else:
+        quiet = levels < max(floor + THRESHOLD_SHARE * (speech - floor), ABSOLUTE_SILENCE_DBFS)
+    return _keep_long_runs(quiet, int(round(MIN_PAUSE_S / HOP_S)))
+
+
+def _keep_long_runs(flags: np.ndarray, min_len: int) -> np.ndarray:
+    out = np.zeros_like(flags)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start >= min_len:
+            out[start:stop] = True
+    return out
+
+
+def rest_weights(audio: np.ndarray, sr: int, fps: float, n_frames: int) -> np.ndarray:
+    """Per motion frame, how far to blend towards rest (0 = speech, 1 = deep in a pause)."""
+    pauses = pause_mask(audio, sr)
+    # distance (in 10 ms frames) from each level frame to the nearest non-pause frame
+    # (the file's start and end count as silence: a take that begins or ends in a pause rests there)
+    inside = np.zeros(len(pauses))
+    edge = 10**6
+    run = edge
+    for i, flag in enumerate(pauses):
+        run = run + 1 if flag else 0
+        inside[i] = run
+    run = edge
+    for i in range(len(pauses) - 1, -1, -1):
+        run = run + 1 if pauses[i] else 0
+        inside[i] = min(inside[i], run)
+    ramp = np.clip((inside * HOP_S) / RAMP_S, 0.0, 1.0)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * ramp)  # smooth in and out
+    times = np.arange(n_frames) / fps
+    return np.interp(times, np.arange(len(ramp)) * HOP_S, ramp).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _rig_rest_table(style: tuple[float, ...], fps: float) -> np.ndarray:
+    from engine.data.motion import render_motion
+    from engine.data.record import Phone
+    from engine.data.style import SpeakerStyle
+    from engine.emotions import EMOTIONS
+
+    speaker = SpeakerStyle.from_vector(np.asarray(style, dtype=np.float64))
+    silence = [Phone(SILENCE, 0.0, RIG_REST_SECONDS)]
+    rows = []
+    for emotion, intensity in [("neutral", 1.0)] + [(e, 1.0) for e in EMOTIONS]:
+        motion = render_motion(silence, emotion, intensity, speaker, fps, RIG_REST_SECONDS, 0)
+        rows.append(motion.vertices[-1] - _template())
+    table = np.stack(rows).astype(np.float32)  # [1 + E, V, 3]
+    table[1:] -= table[0]  # each emotion as a change from the neutral rest at full intensity
+    return table
+
+
+def _template() -> np.ndarray:
+    from engine.face.template import load_template
+
+    return load_template().vertices.astype(np.float32)
+
+
+def rig_rest_offsets(style: np.ndarray, fps: float, cond: np.ndarray) -> np.ndarray:
+    """The rig's resting face per frame [T, V, 3] for emotion conditioning `cond` [T, E] (one-hot times
+    intensity, interpolated as the model sees it) and a speaker style vector: the face the corpus
+    shows in silence, which is what the model is trained to produce there."""
+    table = _rig_rest_table(tuple(float(x) for x in np.asarray(style).reshape(-1)), float(fps))
+    flat = table.reshape(table.shape[0], -1)
+    rest = flat[0][None] + np.asarray(cond, dtype=np.float32) @ flat[1:]
+    return rest.reshape(len(cond), *table.shape[1:])
+
+
+def blend_to_rest(offsets: np.ndarray, rest_for, weights: np.ndarray) -> np.ndarray:
+    """offsets [T, V, 3] moved towards rest by weights [T]; `rest_for(frame_indices) -> [n, V, 3]`
+    is asked only for the frames inside pauses, so an hour-long take never holds a second copy."""
+    out = np.array(offsets, dtype=np.float32, copy=True)
+    frames = np.flatnonzero(np.asarray(weights) > 0)
+    for chunk in np.array_split(frames, max(1, len(frames) // 4096 + 1)):
+        if len(chunk):
+            w = np.asarray(weights, dtype=np.float32)[chunk][:, None, None]
+            out[chunk] = out[chunk] * (1.0 - w) + rest_for(chunk) * w
+    return out

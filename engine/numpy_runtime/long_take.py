@@ -1,0 +1,385 @@
+"""Takes of any length in bounded memory: audio read in blocks, outputs streamed to the .npz on disk.
+
+An hour of 16 kHz audio is 230 MB as float32 and its motion 600 MB, so a long take never holds
+either: the recording is converted block by block into a raw 16 kHz file, and the decoder runs group
+by group (`GROUP_CHUNKS` chunks, about 80 s) on features computed for just that group's frames --
+log-mel with exact margins, the audio encoder with its full receptive field as context, as
+`Engine.animate` does for windows. Finished frames go straight to raw files; phones are read from
+the log-probs in pieces cut where no phone can reach across (so they equal the whole-take decode);
+the .npz is assembled from the raw files at the end. Memory stays that of one group.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.inference.chunking import DecodePlan, encoder_context_frames
+from engine.numpy_runtime.decode import (
+    ENCODER_RATE,
+    GROUP_CHUNKS,
+    SUBSAMPLING,
+    DecodeJob,
+    NumpyClip,
+    audio_valid_frames,
+    decode_group,
+    group_batch,
+    merge_group,
+    plan_jobs,
+)
+from engine.numpy_runtime.network import Network
+
+BLOCK_SAMPLES = 16000 * 30  # audio conversion block
+PHONE_PIECE_FRAMES = 3000  # log-prob frames gathered before phones are read from them
+
+
+@dataclass
+class WrittenTake:
+    """What a streamed take wrote: enough for the CLI's summary and the caption files."""
+
+    fps: float
+    n_frames: int
+    audio_phonemes: list = field(default_factory=list)
+    lip_phonemes: list = field(default_factory=list)
+    captions: list = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.n_frames / float(self.fps)
+
+
+class AudioFile16k:
+    """A recording as 16 kHz mono float32 in a raw temporary file, read back by sample range."""
+
+    def __init__(self, path: str | Path, folder: Path) -> None:
+        self.raw = folder / "audio_16k.f32"
+        self.n_samples = _convert_to_raw(Path(path), self.raw)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(0, start), min(self.n_samples, stop)
+        return np.fromfile(self.raw, dtype="<f4", count=max(0, stop - start), offset=4 * start)
+
+
+def _convert_to_raw(path: Path, raw: Path) -> int:
+    """Decode, mix to mono and resample to 16 kHz block by block (engine.audio.io's rules)."""
+    from engine.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, MODEL_SAMPLE_RATE, AudioError, load_audio
+
+    try:
+        import soundfile
+
+        source = soundfile.SoundFile(str(path))
+    except Exception:  # noqa: BLE001 - anything libsndfile cannot open goes through load_audio
+        audio = load_audio(path)
+        audio.astype("<f4").tofile(raw)
+        return int(audio.shape[0])
+    written = 0
+    with source, raw.open("wb") as out:
+        rate = int(source.samplerate)
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise AudioError(
+                f"sample rate {rate} Hz is outside the supported {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz; "
+                "resample the recording (for example to 16000 or 44100 Hz)"
+            )
+        resampler = None
+        if rate != MODEL_SAMPLE_RATE:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, MODEL_SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        while True:
+            block = source.read(BLOCK_SAMPLES, dtype="float32", always_2d=True)
+            last = block.shape[0] < BLOCK_SAMPLES
+            mono = block.mean(axis=1, dtype=np.float64).astype(np.float32)
+            if not np.all(np.isfinite(mono)):
+                raise AudioError("the audio contains NaN or infinite samples -- the file or array is corrupt")
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=last)
+            out.write(mono.astype("<f4").tobytes())
+            written += mono.shape[0]
+            if last:
+                break
+    if written == 0:
+        raise AudioError("the audio has no samples (zero length) -- check the recording")
+    return written
+
+
+class FeatureReader:
+    """Audio features of any frame range, equal to the whole-clip windowed encoding."""
+
+    def __init__(self, net: Network, audio: AudioFile16k, fps: float, n_frames: int) -> None:
+        from engine.audio.features import n_mel_frames
+
+        self.net, self.audio, self.fps, self.n_frames = net, audio, fps, n_frames
+        self.n_mel = n_mel_frames(audio.n_samples)
+        self.n_enc = -(-self.n_mel // SUBSAMPLING)
+        cfg = net.cfg
+        self.context = encoder_context_frames(cfg["audio_layers"], cfg["audio_window"])
+        self.valid = audio_valid_frames(self.n_mel, fps, n_frames)
+
+    def mel(self, first: int, last: int) -> np.ndarray:
+        """Log-mel frames [first, last) from the audio around them (engine.api.log_mel_windowed's margins)."""
+        from engine.api import MEL_MARGIN_FRAMES
+        from engine.audio.features import HOP_LENGTH, log_mel
+
+        start = max(0, first - MEL_MARGIN_FRAMES)
+        stop = min(self.audio.n_samples, (last + MEL_MARGIN_FRAMES) * HOP_LENGTH)
+        return log_mel(self.audio.read(start * HOP_LENGTH, stop))[first - start : last - start]
+
+    def features(self, f0: int, f1: int) -> np.ndarray:
+        """[f1 - f0, D] features of motion frames f0 .. f1-1."""
+        times = np.arange(f0, f1, dtype=np.float32) * np.float32(ENCODER_RATE / self.fps)
+        floor = np.floor(times)
+        lo = floor.astype(np.int64)
+        last = self.n_enc - 1
+        e0, e1 = int(min(lo[0], last)), int(min(lo[-1] + 1, last)) + 1
+        w0, w1 = max(0, e0 - self.context), min(self.n_enc, e1 + self.context)
+        encoded = self.net.audio_encoder(self.mel(w0 * SUBSAMPLING, min(self.n_mel, w1 * SUBSAMPLING)))
+        frac = (times - floor)[:, None]
+        frac[lo + 1 > last] = 0.0
+        f_lo = encoded[np.minimum(lo, last) - w0]
+        f_hi = encoded[np.minimum(lo + 1, last) - w0]
+        return f_lo + (f_hi - f_lo) * frac
+
+
+class RollingFrames:
+    """The not-yet-final frames of a long output, indexed by absolute frame; older frames go to `sink`."""
+
+    def __init__(self, frame_shape: tuple[int, ...], sink: Callable[[np.ndarray], object]) -> None:
+        self.start = 0
+        self.data = np.zeros((0, *frame_shape), dtype=np.float32)
+        self.sink = sink
+
+    def _local(self, index: slice) -> slice:
+        stop = index.stop - self.start
+        if stop > self.data.shape[0]:
+            grown = np.zeros((stop, *self.data.shape[1:]), dtype=np.float32)
+            grown[: self.data.shape[0]] = self.data
+            self.data = grown
+        return slice(index.start - self.start, stop)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        local = self._local(index)  # may grow (replace) self.data
+        return self.data[local]
+
+    def __setitem__(self, index: slice, value: np.ndarray) -> None:
+        local = self._local(index)
+        self.data[local] = value
+
+    def flush(self, upto: int) -> None:
+        """Frames before `upto` are final: hand them to the sink and forget them."""
+        count = upto - self.start
+        if count > 0:
+            self.sink(self.data[:count])
+            self.data = self.data[count:].copy()
+            self.start = upto
+
+
+class PhoneReader:
+    """CTC phones of a long log-prob stream, read in pieces that give the whole-stream result."""
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self.start = 0
+        self.pending = np.zeros((0, 0), dtype=np.float32)
+        self.phones: list = []
+
+    def push(self, logprobs: np.ndarray, final: bool = False) -> None:
+        from engine.captions import ctc_greedy_phones
+
+        self.pending = logprobs if self.pending.size == 0 else np.concatenate([self.pending, logprobs])
+        cut = self.pending.shape[0] if final else None
+        if not final and self.pending.shape[0] >= PHONE_PIECE_FRAMES:
+            cut = safe_phone_cut(self.pending.argmax(axis=1), self.fps)
+        if cut:
+            self.phones += ctc_greedy_phones(self.pending[:cut], self.fps, time_offset=self.start / self.fps)
+            self.pending = self.pending[cut:].copy()
+            self.start += cut
+
+
+def safe_phone_cut(best: np.ndarray, fps: float) -> int | None:
+    """A frame c where a best-path CTC read can be split: c-1 is blank and no phone before c is
+    stretched (engine.captions.ctc_greedy_phones) past c. None when the piece has no such frame."""
+    stretch = int(round(0.08 * fps))
+    nonblank = np.flatnonzero(best)
+    for c in range(best.shape[0] - 1, 0, -1):
+        if best[c - 1] != 0:
+            continue
+        k = np.searchsorted(nonblank, c) - 1
+        if k < 0:
+            return c
+        end = int(nonblank[k]) + 1
+        first = end - 1
+        while first > 0 and best[first - 1] == best[end - 1]:
+            first -= 1
+        if end + max(end - first, stretch) <= c:
+            return c
+    return None
+
+
+class LipReaderStream:
+    """The lip reader's +-2 frame convolution over motion embeddings that arrive in pieces."""
+
+    def __init__(self, net: Network, phones: PhoneReader) -> None:
+        self.net, self.phones = net, phones
+        self.frames = np.zeros((0, net.cfg["d_model"]), dtype=np.float32)
+        self.first = 0  # absolute index of frames[0]
+        self.done = 0  # first frame whose log-probs are not out yet
+
+    def push(self, motion: np.ndarray, final: bool = False) -> None:
+        self.frames = np.concatenate([self.frames, motion])
+        end = self.first + self.frames.shape[0]
+        emit_to = end if final else end - 2  # a frame needs the 2 after it (or the take's end)
+        if emit_to > self.done:
+            w0 = max(self.first, self.done - 2)
+            window = self.frames[w0 - self.first : min(end, emit_to + 2) - self.first]
+            self.phones.push(self.net.lip_reader(window)[self.done - w0 : emit_to - w0], final)
+            self.done = emit_to
+        elif final:
+            self.phones.push(np.zeros((0, self.net.cfg["n_phones"]), np.float32), final)
+        keep = max(self.first, self.done - 2)
+        self.frames = self.frames[keep - self.first :].copy()
+        self.first = keep
+
+
+@dataclass
+class LongTakeJob:
+    """A take to stream: the request's fields the decoder and the writers need."""
+
+    audio: Path
+    fps: float
+    schedule: list
+    style: np.ndarray
+    output: Path | None
+    caption_files: tuple = ()
+    captions: bool = True
+    language: str = "en"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def animate_to_files(
+    net: Network,
+    job: LongTakeJob,
+    plan: DecodePlan,
+    progress: Callable[[float], None] | None = None,
+    cancel=None,
+) -> WrittenTake:
+    """Animate `job.audio` and write the take (.npz) and caption files it names; all or nothing."""
+    from engine.captions import build_captions
+
+    with tempfile.TemporaryDirectory(prefix="dualface_take_") as name:
+        folder = Path(name)
+        n_frames, audio_phones, lip_phones = _decode_to_raw(net, job, plan, folder, progress, cancel)
+        captions = build_captions(lip_phones, audio_phones, job.language) if job.captions else []
+        take = WrittenTake(job.fps, n_frames, audio_phones, lip_phones, captions)
+        _write_files(net, job, take, folder)
+    return take
+
+
+def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Path, progress, cancel):
+    """Decode group by group; offsets and ARKit go to raw files in `folder`. -> (frames, phones...)"""
+    from engine.audio.features import n_motion_frames
+    from engine.inference.chunking import Chunk
+    from engine.inference.schedule import schedule_to_cond
+
+    cfg = net.cfg
+    audio = AudioFile16k(job.audio, folder)
+    n_frames = n_motion_frames(audio.n_samples, job.fps)
+    reader = FeatureReader(net, audio, job.fps, n_frames)
+    audio_phones, lip_phones = PhoneReader(job.fps), PhoneReader(job.fps)
+    lips = LipReaderStream(net, lip_phones)
+    jobs = plan_jobs(0, n_frames, plan)
+    steps = max(j.chunk.length for j in jobs)
+    groups = [jobs[i : i + GROUP_CHUNKS] for i in range(0, len(jobs), GROUP_CHUNKS)]
+    audio_done = 0
+    with (folder / "offsets.f32").open("wb") as offsets_raw, (folder / "arkit.f32").open("wb") as arkit_raw:
+        targets = (
+            RollingFrames((cfg["n_vertices"], 3), lambda a: offsets_raw.write(a.astype("<f4").tobytes())),
+            RollingFrames(
+                (cfg["n_arkit"],), lambda a: arkit_raw.write(np.clip(a, 0, 1).astype("<f4").tobytes())
+            ),
+            RollingFrames((cfg["d_model"],), lips.push),
+        )
+        for number, group in enumerate(groups):
+            f0 = group[0].chunk.decode_start
+            f1 = min(n_frames, group[-1].chunk.decode_start + steps + cfg["align_radius"])
+            features = reader.features(f0, f1)
+            own_end = group[-1].chunk.own_end
+            audio_phones.push(net.audio_logprobs(features[audio_done - f0 : own_end - f0]))
+            audio_done = own_end
+            clip = NumpyClip(
+                features, reader.valid[f0:f1], schedule_to_cond(job.schedule, f1 - f0, job.fps, f0), job.style
+            )
+            local = [
+                DecodeJob(
+                    0, Chunk(j.chunk.decode_start - f0, j.chunk.own_start - f0, j.chunk.own_end - f0), j.first
+                )
+                for j in group
+            ]
+            report = None if progress is None else (lambda f, n=number: progress((n + f) / len(groups)))
+            rows = decode_group(group_batch(net, [clip], local, steps), steps, cancel, report)
+            merge_group(net, group, rows, [targets], plan.fade_frames)
+            final = groups[number + 1][0].chunk.own_start if number + 1 < len(groups) else n_frames
+            for target in targets:
+                target.flush(final)
+    lips.push(np.zeros((0, cfg["d_model"]), np.float32), final=True)
+    audio_phones.push(np.zeros((0, cfg["n_phones"]), np.float32), final=True)
+    return n_frames, audio_phones.phones, lip_phones.phones
+
+
+def _write_files(net: Network, job: LongTakeJob, take: WrittenTake, folder: Path) -> None:
+    """The .npz (arrays copied from the raw files in blocks) and the caption files, atomically."""
+    from contextlib import ExitStack
+
+    from engine.animation import Animation
+    from engine.atomic_file import atomic_output
+    from engine.captions import write_captions
+
+    cfg = net.cfg
+    n = take.n_frames
+    # Animation.save owns the info record's format: save an empty take and reuse its info entry.
+    header = Animation(
+        fps=job.fps,
+        offsets=np.zeros((0, cfg["n_vertices"], 3), np.float32),
+        arkit=np.zeros((0, cfg["n_arkit"]), np.float32),
+        audio_phonemes=take.audio_phonemes,
+        lip_phonemes=take.lip_phonemes,
+        captions=take.captions,
+        meta=job.meta,
+    ).save(folder / "info.npz")
+    with zipfile.ZipFile(header) as archive:
+        info = archive.read("info.npy")
+    # Caption writers read only phones, captions and the duration: arrays that cost no memory.
+    view = Animation(
+        fps=job.fps,
+        offsets=np.broadcast_to(np.zeros((1, cfg["n_vertices"], 3), np.float32), (n, cfg["n_vertices"], 3)),
+        arkit=np.broadcast_to(np.zeros((1, cfg["n_arkit"]), np.float32), (n, cfg["n_arkit"])),
+        audio_phonemes=take.audio_phonemes,
+        lip_phonemes=take.lip_phonemes,
+        captions=take.captions,
+        meta=job.meta,
+    )
+    with ExitStack() as stack:
+        for path in job.caption_files:
+            write_captions(view, stack.enter_context(atomic_output(path, "caption file")))
+        if job.output is not None:
+            target = stack.enter_context(atomic_output(job.output, "take file"))
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+                _copy_array(archive, "offsets.npy", folder / "offsets.f32", (n, cfg["n_vertices"], 3))
+                _copy_array(archive, "arkit.npy", folder / "arkit.f32", (n, cfg["n_arkit"]))
+                archive.writestr("info.npy", info)
+
+
+def _copy_array(archive: zipfile.ZipFile, name: str, raw: Path, shape: tuple[int, ...]) -> None:
+    """One float32 .npy entry whose data is the raw file, copied in blocks (never all in memory)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    with archive.open(name, "w", force_zip64=True) as entry, raw.open("rb") as source:
+        entry.write(header.getvalue())
+        while block := source.read(1 << 22):
+            entry.write(block)

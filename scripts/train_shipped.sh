@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Retrain the shipped weights from nothing: the corpus, the three training stages, the evaluation.
+# Every stage resumes after an interruption (run the script again); finished stages are skipped.
+# About 3 hours of CPU time on 2 cores for the budgets below. Set DEVICE=cuda on a GPU machine.
+#   bash scripts/train_shipped.sh            # -> runs/recipe/stage3/best.safetensors
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+py=.venv/bin/python
+DATA=${DATA:-data/corpus_v2}
+OUT=${OUT:-runs/recipe}
+DEVICE=${DEVICE:-auto}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+if [ ! -d "$DATA" ]; then
+  echo "[recipe] corpus: 2.5 h of TTS speech, seed 1 -> $DATA"
+  $py -m engine.data.synth --hours 2.5 --out "$DATA" --workers "${WORKERS:-2}" --augment-prob 0.5 --seed 1 --quiet
+fi
+
+# stage NAME CONFIG MINUTES [INIT]: train one stage unless it finished; resume it if it was interrupted.
+stage() {
+  local name=$1 config=$2 minutes=$3 init=${4:-}
+  local dir="$OUT/$name"
+  if [ -f "$dir/.finished" ]; then echo "[recipe] $name: done"; return; fi
+  local args=(--config "$config" --data "$DATA" --out "$dir" --seed 0 --device "$DEVICE" --max-minutes "$minutes" --threads 1 --no-progress)
+  if [ -f "$dir/checkpoint.safetensors" ]; then
+    args+=(--resume)
+  elif [ -n "$init" ]; then
+    args+=(--init "$init")
+  fi
+  echo "[recipe] $name: $config, $minutes min"
+  $py -m engine.train "${args[@]}"
+  touch "$dir/.finished"
+}
+
+stage stage1 configs/default.json 40
+stage stage2 configs/finetune_captions.json 17 "$OUT/stage1/best.safetensors"
+stage stage3 configs/voices_finetune.json 105 "$OUT/stage2/best.safetensors"
+
+$py -m engine.eval --protocol unseen-engine --data "$DATA" \
+  --run "recipe=$OUT/stage3/best.safetensors@test_voices" --max-clips 60 --json "$OUT/eval_test_voices.json"
+echo "[recipe] weights: $OUT/stage3/best.safetensors (copy it and its .json beside weights/ to ship it)"
