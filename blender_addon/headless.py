@@ -34,11 +34,12 @@ from engine.batch_report import (
     succeeded_before,
 )
 from engine.request import (
-    SUPPORTED_FPS,
     AnimateRequest,
     RequestError,
+    add_request_options,
+    caption_flag_files,
     emotion_from_text,
-    style_from_text,
+    request_fields,
     write_outputs,
 )
 
@@ -104,36 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_engine_options(animate: argparse.ArgumentParser) -> None:
     """The options of `python -m engine animate`, with the same meaning."""
     animate.add_argument("--audio", help="voice recording: wav, flac, ogg, mp3, ...")
-    animate.add_argument(
-        "--emotion", help="emotion name, a schedule 'time:emotion[:intensity],...', or a .json schedule"
-    )
-    animate.add_argument("--intensity", type=float, default=1.0, help="emotion intensity 0..1 (default 1)")
-    animate.add_argument("--style", default="", help="speaker style, e.g. articulation=1.2,jaw_ratio=0.6")
-    animate.add_argument(
-        "--fps",
-        type=float,
-        help=f"engine frame rate: {', '.join(map(str, SUPPORTED_FPS))} (default: the scene's)",
-    )
-    animate.add_argument(
-        "--language", default="auto", help="en, es, de, fr, it or auto (default: from the script, else en)"
-    )
-    script = animate.add_mutually_exclusive_group()
-    script.add_argument("--text", help="what the recording says: the script drives the mouth and captions")
-    script.add_argument("--text-file", help="read the script from this file (UTF-8 text)")
-    animate.add_argument(
-        "--no-text",
-        action="store_true",
-        help="audio only: ignore --text, --text-file and a line.txt beside it",
-    )
-    animate.add_argument(
-        "--layers",
-        default="blinks,gaze,head",
-        help="layers on top of the lips: blinks,gaze,head (default all), or none for the lips alone",
-    )
+    add_request_options(animate, fps_default="the scene's", layers_default="blinks,gaze,head")
     animate.add_argument("-o", "--output", help="also write the engine's take as this .npz")
-    animate.add_argument("--srt", help="also write the captions as SubRip to this path")
-    animate.add_argument("--vtt", help="also write the captions as WebVTT to this path")
-    animate.add_argument("--captions-json", help="also write captions and phonemes as JSON to this path")
     animate.add_argument("--weights", help="checkpoint .safetensors (default: the bundled weights)")
     animate.add_argument(
         "--python", default="", help="external Python with torch (engine worker) if Blender has none"
@@ -166,20 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 Invalid = tuple[str, str]  # (what the job is, why it cannot run): reported when the batch runs
 
 
-def _script_option(options) -> str | None:
-    """--text, --text-file or --no-text as the request's text (None: a line.txt beside the audio)."""
-    if options.no_text:
-        return ""
-    if options.text_file:
-        from engine.script.take import read_script_file
-
-        try:
-            return read_script_file(options.text_file)
-        except ValueError as error:
-            raise RequestError(str(error)) from None
-    return options.text
-
-
 def _requests(options) -> list[TakeRequest | Invalid]:
     if options.batch:
         return _batch_requests(options)
@@ -187,18 +146,9 @@ def _requests(options) -> list[TakeRequest | Invalid]:
         raise RequestError("--audio is required (the voice recording to animate)")
     if options.empty_scene and not options.add_head:
         raise RequestError("--empty-scene leaves nothing to animate: add --add-head (and drop --object)")
-    files = [path for path in (options.srt, options.vtt, options.captions_json) if path]
+    fields = request_fields(options)
     take = AnimateRequest(
-        audio=options.audio,
-        fps=options.fps,
-        emotion=emotion_from_text(options.emotion or "neutral"),
-        intensity=options.intensity,
-        style=style_from_text(options.style),
-        text=_script_option(options),
-        language=options.language,
-        output=options.output,
-        caption_files=tuple(files),
-        layers=options.layers,
+        options.audio, output=options.output, caption_files=tuple(caption_flag_files(options)), **fields
     )
     request = TakeRequest(
         take,

@@ -330,7 +330,8 @@ def add_request_options(
     parser.add_argument(
         "--layers",
         default=layers_default,
-        help="layers on top of the lips: blinks,gaze,head (default all), or none for the lips alone",
+        help="layers on top of the lips: blinks,gaze,head, or none for the lips alone "
+        f"(default: {layers_default or 'none'})",
     )
     parser.add_argument("--srt", type=Path, help="write captions as SubRip to this path")
     parser.add_argument("--vtt", type=Path, help="write captions as WebVTT to this path")

@@ -1,4 +1,5 @@
-"""Markdown tables for the model card, computed from `python -m engine.eval --json` reports.
+"""Markdown tables for the model card, computed from `python -m engine.eval --json` reports
+(the split tables, and the unseen-engine protocol's tables for `--protocol unseen-engine` reports).
 
 Numbers in the model card come from here, never typed in:
     python scripts/results_table.py "DualFace=runs/default/eval.json" "Baseline=runs/baseline/eval.json"
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             parser.error(f"expected LABEL=eval.json, got {item!r}")
         reports.append((label, json.loads(Path(path).read_text())))
+    if all("runs" in report for _, report in reports):  # `--protocol unseen-engine` reports
+        from engine.voice_eval import format_report
+
+        for label, report in reports:
+            print(f"**{label}**\n\n{format_report(report)}\n\n- `{' '.join(report['command'])}`\n")
+        return 0
     splits = args.split or list(reports[0][1]["splits"])
     for split in splits:
         print(f"**{split}**\n")

@@ -83,10 +83,15 @@ class ArkitSolver:
         start near the answer (the decoder's own ARKit head) it reaches the box-constrained optimum
         to well under a millimetre at the weighted vertices, in milliseconds for a minute of motion.
         """
-        offsets = np.asarray(offsets, dtype=np.float64)
+        offsets = np.asarray(offsets)
         if offsets.ndim != 3 or offsets.shape[1:] != (self.n_vertices, 3):
             raise SolveError(f"offsets must be [frames, {self.n_vertices}, 3], got shape {offsets.shape}")
-        rhs = (offsets * self._sqrt_w[None, :, None]).reshape(offsets.shape[0], -1) @ self._design
+        # B^T W d in frame chunks: a long take never needs a float64 copy of its motion
+        rhs = np.empty((offsets.shape[0], self.n_shapes))
+        weighted_design = (self._design * np.repeat(self._sqrt_w, 3)[:, None]).astype(np.float32)
+        for first in range(0, offsets.shape[0], 2048):
+            chunk = offsets[first : first + 2048].reshape(-1, self.n_vertices * 3).astype(np.float32)
+            rhs[first : first + len(chunk)] = chunk @ weighted_design
         step = 1.0 / float(np.linalg.eigvalsh(self.gram)[-1])
         x = np.clip(np.asarray(start, dtype=np.float64), 0.0, 1.0)
         y, momentum = x.copy(), 1.0

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.data.sentences import LANGUAGES
 from engine.emotions import EMOTIONS
 
-LANGUAGES = ("en", "es", "de", "fr", "it")
-SUPPORTED_FPS = (25.0, 30.0, 60.0)
+CORPUS_FPS = (25.0, 30.0, 60.0)  # motion rates a corpus is written at
 # Clips per language: English, the language of most users and the only one with three engines, leads
 LANGUAGE_SHARE = {"en": 0.4, "es": 0.15, "de": 0.15, "fr": 0.15, "it": 0.15}
 # English clips per engine, balanced so that no one engine's sound becomes "speech" to the model
@@ -388,8 +388,8 @@ def _check_args(out, hours, workers, languages, fps, augment_prob, overwrite) ->
     unknown = [lang for lang in langs if lang not in LANGUAGES]
     if not langs or unknown:
         raise ValueError(f"--languages {','.join(languages)!r}: choose from {','.join(LANGUAGES)}")
-    if float(fps) not in SUPPORTED_FPS:
-        raise ValueError(f"--fps must be one of {', '.join(f'{f:g}' for f in SUPPORTED_FPS)}, got {fps!r}")
+    if float(fps) not in CORPUS_FPS:
+        raise ValueError(f"--fps must be one of {', '.join(f'{f:g}' for f in CORPUS_FPS)}, got {fps!r}")
     if not 0.0 <= augment_prob <= 1.0:
         raise ValueError(f"--augment-prob must be in [0, 1], got {augment_prob!r}")
     if Path(out).exists() and not overwrite:
