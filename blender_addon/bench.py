@@ -18,11 +18,13 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from engine.audio.io import MODEL_SAMPLE_RATE
+
 ARKIT_TARGET_S = 0.1
 VERTEX_TARGET_S = 1.0
 
 
-def _silent_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
+def _silent_wav(path: Path, seconds: float, rate: int = MODEL_SAMPLE_RATE) -> Path:
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)

@@ -37,20 +37,7 @@ def add_head(
         from engine.face.head import eye_cover_faces
 
         faces = np.delete(faces, eye_cover_faces(template), axis=0)
-    mesh = bpy.data.meshes.new(name)
-    mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", vertices.ravel())
-    mesh.loops.add(faces.size)
-    mesh.loops.foreach_set("vertex_index", faces.ravel())
-    mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    uv_layer = mesh.uv_layers.new(name="UVMap")
-    if uv_layer is None:
-        raise RuntimeError("Blender refused a UV layer on a new mesh (at most 8 per mesh)")
-    uv_layer.data.foreach_set("uv", np.asarray(template.uvs, dtype=np.float32)[faces.ravel()].ravel())
-    mesh.update(calc_edges=True)
-    mesh.validate(verbose=False)
-    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    mesh = _triangle_mesh(name, vertices, faces, np.asarray(template.uvs, dtype=np.float32)[faces.ravel()])
     mesh.materials.append(_skin_material())
     obj = bpy.data.objects.new(name, mesh)
     obj.location = location
@@ -157,9 +144,10 @@ def add_head_parts(scene: bpy.types.Scene, face: bpy.types.Object) -> dict[str, 
     return made
 
 
-def _part_object(name: str, part, origin: np.ndarray, materials) -> bpy.types.Object:
-    vertices = np.asarray(part.vertices, dtype=np.float32) - origin
-    faces = np.asarray(part.faces, dtype=np.int32)
+def _triangle_mesh(
+    name: str, vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray
+) -> bpy.types.Mesh:
+    """A new smooth-shaded triangle mesh with one UV per face corner (layer "UVMap")."""
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(vertices))
     mesh.vertices.foreach_set("co", vertices.ravel())
@@ -170,13 +158,20 @@ def _part_object(name: str, part, origin: np.ndarray, materials) -> bpy.types.Ob
     uv_layer = mesh.uv_layers.new(name="UVMap")
     if uv_layer is None:
         raise RuntimeError("Blender refused a UV layer on a new mesh (at most 8 per mesh)")
-    uv_layer.data.foreach_set("uv", np.asarray(part.uvs, dtype=np.float32).ravel())
+    uv_layer.data.foreach_set("uv", corner_uvs.ravel())
     mesh.update(calc_edges=True)
     mesh.validate(verbose=False)
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    return mesh
+
+
+def _part_object(name: str, part, origin: np.ndarray, materials) -> bpy.types.Object:
+    vertices = np.asarray(part.vertices, dtype=np.float32) - origin
+    faces = np.asarray(part.faces, dtype=np.int32)
+    mesh = _triangle_mesh(name, vertices, faces, np.asarray(part.uvs, dtype=np.float32))
     for material in materials:
         mesh.materials.append(material)
     mesh.polygons.foreach_set("material_index", np.asarray(part.material, dtype=np.int32))
-    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
     return bpy.data.objects.new(name, mesh)
 
 

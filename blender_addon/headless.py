@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     animate.add_argument("--add-head", action="store_true", help="add the DualFace head and animate it")
     animate.add_argument(
+        "--look-at",
+        metavar="OBJECT",
+        help="the gaze layer's eyes follow this object of the file (as the panel's Look At)",
+    )
+    animate.add_argument(
         "--empty-scene",
         action="store_true",
         help="start from an empty scene, not the opened file or the startup cube (needs --add-head)",
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         start_empty_scene()
     single = requests[0]
     if not options.batch and isinstance(single, TakeRequest):
-        return _EXIT_CODES[_run_one(single, base).status]
+        return _EXIT_CODES[_run_one(single, base, options.look_at).status]
     try:
         return _run_batch(requests, base, options)
     except (RequestError, ReportError) as error:
@@ -234,13 +239,15 @@ def start_empty_scene() -> bpy.types.Scene:
     return scene
 
 
-def _run_one(request: TakeRequest, base: engine_bridge.EngineSettings) -> JobResult:
+def _run_one(
+    request: TakeRequest, base: engine_bridge.EngineSettings, look_at: str | None = None
+) -> JobResult:
     """One take, start to finish; every failure becomes a reported result, never a traceback."""
     started = time.perf_counter()
     label = Path(str(request.take.audio)).name
     try:
         _checked(request)
-        result, rendered, handed = run_request(request, base)
+        result, rendered, handed = run_request(request, base, look_at)
     except RequestError as error:
         return _failed(label, INVALID, str(error), started)
     except engine_bridge.TakeCancelled:
@@ -281,18 +288,24 @@ def _take_line(request: TakeRequest, result, rendered, handed: delivery.Delivery
 
 
 def run_request(
-    request: TakeRequest, base: engine_bridge.EngineSettings
+    request: TakeRequest, base: engine_bridge.EngineSettings, look_at: str | None = None
 ) -> tuple[takes.TakeResult, tuple[str, int, float] | None, delivery.Delivery]:
     """Validate, generate and write one take in the current file, then hand it over: the engine's
     files, the movie and the .blend, each step on its own (delivery.Delivery). Returns the take,
-    (movie path, frames, render seconds) when rendered, and what the hand-over wrote or failed."""
+    (movie path, frames, render seconds) when rendered, and what the hand-over wrote or failed.
+    ``look_at`` names the object the eyes follow (--look-at)."""
     scene = bpy.context.scene
     if scene is None:
         raise InputError("the file has no scene to animate; open a .blend file with a scene")
     settings = engine_bridge.EngineSettings(
         mode=base.mode, python=base.python, weights=request.weights, device=base.device, threads=base.threads
     )
+    gaze_target = _look_at_object(look_at, request)
     obj = _target_object(scene, request, settings)
+    if gaze_target is not None and gaze_target == obj:
+        raise InputError(
+            f"--look-at {look_at} is the mesh being animated; name the object its eyes should follow"
+        )
     prepared = pipeline.prepare(
         scene,
         obj,
@@ -302,6 +315,7 @@ def run_request(
         captions=request.captions,
         settings=settings,
     )
+    prepared.gaze_target = gaze_target
     animation = pipeline.generate(prepared)
     result = pipeline.apply(prepared, animation)
     handed = delivery.Delivery()
@@ -319,6 +333,21 @@ def run_request(
 def _rendered(into: list, scene, obj, request: TakeRequest, result: takes.TakeResult) -> str:
     into.append(_render(scene, obj, request, result))
     return into[-1][0]
+
+
+def _look_at_object(name: str | None, request: TakeRequest):
+    """The --look-at object, checked before anything is added or written (None: the scene's Look At)."""
+    if name is None:
+        return None
+    if "gaze" not in request.take.layers:
+        raise RequestError(
+            "--look-at aims the gaze layer: add gaze to --layers (e.g. --layers blinks,gaze,head)"
+        )
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        names = ", ".join(sorted(o.name for o in bpy.data.objects)) or "none"
+        raise InputError(f"--look-at: no object named '{name}' in this file (objects: {names})")
+    return obj
 
 
 def _target_object(scene, request: TakeRequest, settings: engine_bridge.EngineSettings):
@@ -392,7 +421,7 @@ def _run_batch(requests: list[TakeRequest | Invalid], base: engine_bridge.Engine
             if dirty:
                 bpy.ops.wm.open_mainfile(filepath=snapshot)
             print(f"DualFace batch: job {i}/{len(requests)}: {Path(request.take.audio).name}", flush=True)
-            result = _run_one(request, base)
+            result = _run_one(request, base, options.look_at)
             result.index, result.key, dirty = i, key, True
             report.add(result)
     print(f"DualFace batch: {report.summary_line()}", flush=True)

@@ -1,6 +1,8 @@
 """Viewport overlay: the caption under the playhead, coloured by how well lips and audio agree.
 
-Only installed with a UI (background mode has no viewport to draw in).
+A scripted take's line is drawn word by word, each word in its own sync colour; the layout is
+worked out in core.word_captions (no GPU needed to test it). Only installed with a UI (background
+mode has no viewport to draw in).
 """
 
 from __future__ import annotations
@@ -8,17 +10,11 @@ from __future__ import annotations
 import bpy
 
 from . import takes
-from .core.captions_style import caption_label, sync_colour
+from .core.word_captions import caption_at, overlay_texts
+
+__all__ = ["caption_at", "register", "unregister"]
 
 _handle = None
-
-
-def caption_at(meta: dict, frame: float) -> dict | None:
-    seconds = (frame - meta["start_frame"]) / float(meta["fps"])
-    for caption in meta.get("captions", []):
-        if caption["start"] <= seconds < caption["end"] and caption["text"].strip():
-            return caption
-    return None
 
 
 def _draw() -> None:
@@ -29,26 +25,25 @@ def _draw() -> None:
         return
     obj = settings.target or context.active_object
     found = takes.active_take(obj) if obj is not None else None
-    if found is None:
-        return
-    caption = caption_at(found[1], scene.frame_current)
-    if caption is None:
+    region = context.region
+    if found is None or region is None:
         return
     import blf
 
-    region = context.region
-    if region is None:
-        return
     font = 0
     size = max(12, int(region.height * 0.035))
     blf.size(font, size)
-    text = caption_label(caption["text"], caption["sync"])
-    width, _ = blf.dimensions(font, text)
-    blf.position(font, (region.width - width) / 2, size * 1.5, 0)
-    blf.color(font, *sync_colour(caption["sync"]))
+    texts = overlay_texts(
+        found[1], scene.frame_current, lambda text: blf.dimensions(font, text)[0], region.width, size
+    )
+    if not texts:
+        return
     blf.enable(font, blf.SHADOW)
     blf.shadow(font, 3, 0.0, 0.0, 0.0, 0.8)
-    blf.draw(font, text)
+    for piece in texts:
+        blf.position(font, piece.x, piece.y, 0)
+        blf.color(font, *piece.colour)
+        blf.draw(font, piece.text)
     blf.disable(font, blf.SHADOW)
 
 

@@ -9,12 +9,24 @@ from engine.arkit import matching
 from . import engine_bridge, preferences, retargeting, review, takes, validation
 
 
-class DUALFACE_PT_main(bpy.types.Panel):
-    bl_label = "DualFace"
-    bl_idname = "DUALFACE_PT_main"
+class DualFaceSidebar(bpy.types.Panel):
+    """Base of every DualFace panel (never registered itself): the DualFace tab of the 3D View sidebar."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "DualFace"
+
+
+class DualFaceSubPanel(DualFaceSidebar):
+    """Base of the collapsed sections under the main DualFace panel."""
+
+    bl_parent_id = "DUALFACE_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+
+class DUALFACE_PT_main(DualFaceSidebar):
+    bl_label = "DualFace"
+    bl_idname = "DUALFACE_PT_main"
 
     def draw(self, context):
         layout = self.layout
@@ -74,13 +86,8 @@ class DUALFACE_PT_main(bpy.types.Panel):
             layout.label(text=_script_status(preferences.engine_settings(context)), icon="TEXT")
 
 
-class DUALFACE_PT_style(bpy.types.Panel):
+class DUALFACE_PT_style(DualFaceSubPanel):
     bl_label = "Speaker Style"
-    bl_parent_id = "DUALFACE_PT_main"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "DualFace"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout
@@ -110,16 +117,8 @@ def _draw_target_info(layout, obj, requested: str) -> None:
         layout.label(text="Vertex mode: the first take fits DualFace to this mesh", icon="MESH_DATA")
 
 
-classes = (DUALFACE_PT_main, DUALFACE_PT_style)
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
-
-
-def register() -> None:
-    _register_classes()
-
-
-def unregister() -> None:
-    _unregister_classes()
+CLASSES = (DUALFACE_PT_main, DUALFACE_PT_style)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
 
 
 def _script_status(settings) -> str:

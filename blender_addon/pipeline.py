@@ -11,6 +11,7 @@ takes start at once). Teeth, tongue and eyes that are separate meshes move in th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -50,6 +51,7 @@ class Prepared:
     # The head's geometry when this take must fit it first (copied here, fitted in `generate`).
     fit: retarget_ops.FitInputs | None = None
     correspondence: object | None = None  # engine.retarget.Correspondence once fitted
+    gaze_target: bpy.types.Object | None = None  # where the eyes look; None: the scene's Look At
 
 
 def prepare(
@@ -185,28 +187,36 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
     corr = prepared.correspondence
     if corr is None:
         corr = retarget_ops.correspondence_for(obj)
+    wanted = getattr(prepared.request, "layers", ())
+    layers = take_layers.compute_layers_for(prepared.request, animation) if wanted else None
     offsets = None
     if _needs_transfer(prepared.target) or (
         prepared.target.mode == VERTEX and len(mesh_of(obj).vertices) != animation.offsets.shape[1]
     ):
         if corr is None:
             raise InputError(f"'{obj.name}' has no DualFace fit: use Fit DualFace to Mesh, then Generate")
-        offsets = retarget_ops.vertex_offsets_for(obj, animation, corr)
+        offsets = retarget_ops.vertex_offsets_for(obj, _lips_only(animation, layers), corr)
     parts = _part_motion(scene, obj, animation, corr)
-    wanted = getattr(prepared.request, "layers", ())
-    layers = take_layers.compute_layers_for(prepared.request, animation) if wanted else None
-    result = takes.write_take(
-        scene,
-        prepared.target,
-        animation,
-        prepared.audio,
-        prepared.start_frame,
-        prepared.captions,
-        offsets,
-        parts=parts,
-        layers=layers,
-        gaze_target=getattr(getattr(scene, "dualface", None), "gaze_target", None),
-    )
+    with _fit_known_to_layers(obj, prepared.correspondence if layers is not None else None):
+        result = takes.write_take(
+            scene,
+            prepared.target,
+            animation,
+            prepared.audio,
+            prepared.start_frame,
+            prepared.captions,
+            offsets,
+            parts=parts,
+            layers=layers,
+            gaze_target=prepared.gaze_target
+            or getattr(getattr(scene, "dualface", None), "gaze_target", None),
+        )
+    if layers is not None:
+        fitted = offsets is not None
+        moving = [motion.obj for motion in parts]
+        result.notes.extend(
+            take_layers.layer_notes(obj, result.action, layers, result.layers, fitted, moving)
+        )
     result.notes.extend(prepared.notes)
     result.notes.extend(animation.meta.get("notes", []))  # the engine's: a script picked up, unaligned words
     if prepared.correspondence is not None:
@@ -218,6 +228,34 @@ def apply(prepared: Prepared, animation) -> takes.TakeResult:
             camera = review.review_camera(scene, obj, resolution)  # the review must show the face
             review.build_review(scene, meta, captions=True, camera=camera)
     return result
+
+
+def _lips_only(animation, layers):
+    """The take without the channels the layers own (they get keys of their own), as the template
+    head's lips leave them out: a fitted head's lips carry the rest through its fit."""
+    if layers is None or not layers.owned_channels():
+        return animation
+    owned = take_layers.layer_offsets(layers, np.asarray(animation.arkit, np.float32))
+    return dataclasses.replace(animation, offsets=np.asarray(animation.offsets, np.float32) - owned)
+
+
+@contextlib.contextmanager
+def _fit_known_to_layers(obj, corr):
+    """A fit made for this take, tied to the mesh while the take is written (the layers find the
+    eyes and carry their keys through it); untied again if writing the take fails."""
+    if corr is None:
+        yield
+        return
+    before = obj.get(retarget_ops.FIT_PROPERTY)
+    retarget_ops.remember_fit(obj, corr)
+    try:
+        yield
+    except BaseException:
+        if before is None:
+            del obj[retarget_ops.FIT_PROPERTY]
+        else:
+            obj[retarget_ops.FIT_PROPERTY] = before
+        raise
 
 
 def _part_motion(scene, head, animation, corr) -> list[takes.PartMotion]:

@@ -16,6 +16,8 @@ from bpy.props import (
     StringProperty,
 )
 
+from engine.data.sentences import LANGUAGE_NAMES
+
 from .core.emotion_items import enum_items
 
 
@@ -47,11 +49,7 @@ class DUALFACE_PG_settings(bpy.types.PropertyGroup):
         name="Language",
         items=[
             ("AUTO", "Auto", "From the script when unambiguous, else English"),
-            ("EN", "English", ""),
-            ("ES", "Spanish", ""),
-            ("DE", "German", ""),
-            ("FR", "French", ""),
-            ("IT", "Italian", ""),
+            *((code.upper(), name, "") for code, name in LANGUAGE_NAMES.items()),
         ],
         default="AUTO",
         description="Language of the speech",

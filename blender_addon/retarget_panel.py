@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from . import retarget_ops
+from .panel import DualFaceSubPanel
 
 MAX_MISSING_SHOWN = 12
 
@@ -22,14 +23,9 @@ class DUALFACE_UL_arkit_map(bpy.types.UIList):
             row.prop(item, "key_name", text="")
 
 
-class DUALFACE_PT_retarget(bpy.types.Panel):
+class DUALFACE_PT_retarget(DualFaceSubPanel):
     bl_label = "Any Head (Retarget, ARKit)"
     bl_idname = "DUALFACE_PT_retarget"
-    bl_parent_id = "DUALFACE_PT_main"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "DualFace"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout
@@ -82,12 +78,4 @@ class DUALFACE_PT_retarget(bpy.types.Panel):
 
 
 CLASSES = (DUALFACE_UL_arkit_map, DUALFACE_PT_retarget)
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
-
-
-def register() -> None:
-    _register_classes()
-
-
-def unregister() -> None:
-    _unregister_classes()
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

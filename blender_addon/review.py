@@ -14,6 +14,7 @@ material colours, a neutral backdrop) is applied only while rendering and restor
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import contextmanager
 from typing import cast
@@ -22,10 +23,15 @@ import bpy
 
 from . import sequencer
 from .core.captions_style import caption_label, sync_colour
+from .core.word_captions import WordRow, caption_words, colour_runs, word_rows
 
 REVIEW_OF = "dualface_review_of"  # custom property: the name of the scene a review scene shows
 FRAMES_KEY = "dualface_frames"  # custom property on DualFace cameras/lights: the object they frame
-ROLE_KEY = "dualface_role"  # custom property on review text strips: "caption" or "title"
+ROLE_KEY = "dualface_role"  # custom property on review text strips: "caption", WORDS_ROLE or "title"
+WORDS_ROLE = "caption words"  # a run of a scripted line's words in one sync colour
+ROW_KEY = "dualface_row"  # custom property on a scripted line's strips: the row of words they show
+SYNC_KEY = "dualface_sync"  # ... on a run of words: each word's sync score
+WORD_SPANS_KEY = "dualface_word_rows"  # custom property on the review scene: what add_word_rows laid out
 BACKDROP_WORLD = "DF Backdrop"
 BACKDROP_COLOUR = (0.03, 0.032, 0.038)  # linear charcoal: skin stands out, an open mouth reads dark
 
@@ -37,6 +43,8 @@ PORTRAIT_PITCH = math.radians(4.0)  # from just above the eyes, as a person woul
 MIN_VISIBLE_FILL = 0.25  # a scene camera that shows the face smaller than this is not a close-up
 
 CAPTION_HEIGHT = 0.065  # caption font size as a share of the frame height
+CAPTION_CHANNEL = 3  # the bottom caption row; a caption stacked above it goes higher
+ROW_WIDTH_SHARE = 0.92  # a row of script words may fill this share of the frame's width
 TITLE_HEIGHT = 0.04
 PREVIEW_AA = "OFF"  # Workbench anti-aliasing: "8" costs about 7x the render time on a CPU rasteriser
 
@@ -67,6 +75,8 @@ def build_review(
     strips = sequencer.strips_of(review)
     for strip in list(strips):
         strips.remove(strip)
+    if review.get(WORD_SPANS_KEY) is not None:
+        del review[WORD_SPANS_KEY]  # the rows of the take this scene showed before
     start, end = int(take_meta["start_frame"]), int(take_meta["frame_end"])
     review.render.fps, review.render.fps_base = scene.render.fps, scene.render.fps_base
     review.render.resolution_x = scene.render.resolution_x
@@ -87,8 +97,10 @@ def build_review(
 
 
 def add_caption_strips(review: bpy.types.Scene, take_meta: dict, start: int) -> int:
-    """One text strip per caption. A caption that runs into the next one ends where the next
-    begins, as subtitles do; only captions that start together stack (a second line above)."""
+    """Text strips for the take's captions; returns how many. A caption that runs into the next one
+    ends where the next begins, as subtitles do; only captions that start together stack (a second
+    line above). A line without words is one strip coloured by its sync; a scripted line's words
+    are coloured one by one (see add_word_rows)."""
     fps = float(take_meta["fps"])
     spans = []
     for caption in take_meta["captions"]:
@@ -100,26 +112,121 @@ def add_caption_strips(review: bpy.types.Scene, take_meta: dict, start: int) -> 
     for current, following in zip(spans, spans[1:]):
         if current[0] < following[0] < current[1]:
             current[1] = following[0]
-    last_end = {3: -math.inf, 4: -math.inf}
-    for count, (first, last, caption) in enumerate(spans, 1):
-        channel = 3 if last_end[3] <= first else 4
-        last_end[channel] = last
-        strip = sequencer.add_text(
-            review,
-            f"caption {count}",
-            caption_label(caption["text"], caption["sync"]),
-            channel,
-            first,
-            last - first,
-        )
-        strip[ROLE_KEY] = "caption"
-        strip.color = sync_colour(caption["sync"])
-        strip.location = (0.5, 0.035 if channel == 3 else 0.145)
-        _anchor(strip, "CENTER", "BOTTOM")
-        strip.wrap_width = 0.92
-        _legible(strip, box_alpha=0.62)
+    by_word = _word_measure(review) is not None  # stock Blender always ships its interface font
+    word_spans: list[list] = []
+    lines: list[list] = []
+    for span in spans:
+        (word_spans if by_word and caption_words(span[2]) else lines).append(span)
+    plan = _ChannelPlan(review)
+    for count, (first, last, caption) in enumerate(lines, 1):
+        _add_line_strip(review, f"caption {count}", caption, first, last, plan.take(first, last, 1))
+    count = len(lines)
+    if word_spans:
+        layout = {"start": start, "fps": fps, "spans": word_spans, "size": _output_size(review)}
+        review[WORD_SPANS_KEY] = json.dumps(layout)
+        count += add_word_rows(review, layout, plan)
     fit_captions(review)
-    return len(spans)
+    return count
+
+
+def _add_line_strip(review, name: str, caption: dict, first: int, last: int, channel: int) -> None:
+    """A whole caption line with its score, coloured by the line's sync."""
+    label = caption_label(caption["text"], caption["sync"])
+    strip = sequencer.add_text(review, name, label, channel, first, last - first)
+    strip[ROLE_KEY] = "caption"
+    strip.color = sync_colour(caption["sync"])
+    strip.location = (0.5, _caption_y(channel))
+    _anchor(strip, "CENTER", "BOTTOM")
+    strip.wrap_width = 0.92
+    _legible(strip, box_alpha=0.62)
+
+
+def add_word_rows(review: bpy.types.Scene, layout: dict, plan: _ChannelPlan | None = None) -> int:
+    """Scripted lines word by word, each word in its sync colour, laid out for the frame's size.
+
+    `layout`: the take's start frame and fps and the lines' [first, last) frames. Per row of words
+    (core.word_captions pages a line too wide for the frame into rows): a 'row' strip with the
+    whole row in black on the translucent box, and above it one strip per run of same-coloured
+    words placed exactly over its words (a text strip advances glyph by glyph, so summing blf's
+    glyph widths gives the pixels Blender renders). A well-synced row is a single run, so a long
+    take needs about one strip per row plus one per change of colour. Returns the strips added."""
+    measure = _word_measure(review)
+    assert measure is not None  # callers check that the interface font is there
+    plan = plan or _ChannelPlan(review)
+    start, fps = int(layout["start"]), float(layout["fps"])
+    frame_width, _ = _output_size(review)
+    count = 0
+    for first, last, caption in layout["spans"]:
+        rows = word_rows(caption, measure, frame_width * ROW_WIDTH_SHARE)
+        begins = [first]
+        for row in rows[1:]:
+            begins.append(max(begins[-1] + 1, start + int(round(row.start * fps))))
+        ends = begins[1:] + [max(last, begins[-1] + 1)]
+        for row, begin, end in zip(rows, begins, ends):
+            count += _add_row(review, row, begin, end, plan, measure)
+    return count
+
+
+def _add_row(review, row: WordRow, first: int, last: int, plan: _ChannelPlan, measure) -> int:
+    runs = colour_runs(row)
+    base = plan.take(first, last, 1 + len(runs))
+    frame_width, _ = _output_size(review)
+    left = 0.5 - measure(row.text) / (2 * frame_width)
+    y, size = _caption_y(base), _font_size(review, CAPTION_HEIGHT)
+    back = sequencer.add_text(review, f"row {first}", row.text, base, first, last - first)
+    back[ROLE_KEY], back[ROW_KEY] = "caption", row.text
+    back.color = (0.0, 0.0, 0.0, 1.0)  # hidden under the coloured words; it sizes the box
+    _place_word_strip(back, left, y, size)
+    _legible(back, box_alpha=0.62)
+    back.use_outline = back.use_bold = False  # bold glyphs are wider than the ones measured
+    for index, run in enumerate(runs, 1):
+        strip = sequencer.add_text(
+            review, f"words {first}.{index}", run.text, base + index, first, last - first
+        )
+        strip[ROLE_KEY], strip[ROW_KEY] = WORDS_ROLE, row.text
+        strip[SYNC_KEY] = [word.sync for word in run.words]
+        strip.color = run.colour
+        _place_word_strip(strip, left + measure(run.prefix) / frame_width, y, size)
+        _legible(strip, box_alpha=0.0)
+        strip.use_box = strip.use_bold = False
+    return 1 + len(runs)
+
+
+def _place_word_strip(strip, x: float, y: float, size: int) -> None:
+    strip.location = (x, y)
+    _anchor(strip, "LEFT", "BOTTOM")
+    strip.wrap_width = 0.0  # never wrapped: the row was measured to fit
+    strip.font_size = size
+
+
+def _caption_y(channel: int) -> float:
+    return 0.035 if channel == CAPTION_CHANNEL else 0.145
+
+
+class _ChannelPlan:
+    """Which channels are busy when, so a row and its word strips get channels of their own."""
+
+    def __init__(self, review: bpy.types.Scene) -> None:
+        self._busy: dict[int, list[tuple[int, int]]] = {}
+        for strip in sequencer.all_strips(review):
+            self._mark(strip.channel, strip.frame_final_start, strip.frame_final_end)
+
+    def _mark(self, channel: int, first: int, last: int) -> None:
+        self._busy.setdefault(channel, []).append((first, last))
+
+    def _free(self, channel: int, first: int, last: int) -> bool:
+        return all(end <= first or begin >= last for begin, end in self._busy.get(channel, ()))
+
+    def take(self, first: int, last: int, count: int) -> int:
+        """The lowest channel from CAPTION_CHANNEL up with `count` free channels from it on."""
+        base = CAPTION_CHANNEL
+        while not all(self._free(base + k, first, last) for k in range(count)):
+            base += 1
+        if base + count - 1 > sequencer.MAX_CHANNEL:
+            raise RuntimeError("the review scene has no free sequencer channels left for the captions")
+        for k in range(count):
+            self._mark(base + k, first, last)
+        return base
 
 
 def add_title_strip(review: bpy.types.Scene, title: str, start: int, length: int):
@@ -137,24 +244,83 @@ def add_title_strip(review: bpy.types.Scene, title: str, start: int, length: int
 
 
 def fit_captions(review: bpy.types.Scene) -> None:
-    """Text strip sizes are in output pixels: keep them a fixed share of the frame height."""
-    height = review.render.resolution_y * review.render.resolution_percentage / 100
+    """Text strip sizes are in output pixels: keep them a fixed share of the frame height. Rows of
+    script words are laid out again when the output size changed since they were laid out."""
     for strip in sequencer.all_strips(review):
         if strip.type == "TEXT":
             share = TITLE_HEIGHT if strip.get(ROLE_KEY) == "title" else CAPTION_HEIGHT
-            strip.font_size = max(8, int(round(height * share)))
+            strip.font_size = _font_size(review, share)
+    stored = review.get(WORD_SPANS_KEY)
+    if not stored:
+        return
+    layout = json.loads(stored)
+    if list(layout["size"]) == list(_output_size(review)) or _word_measure(review) is None:
+        return
+    strips = sequencer.strips_of(review)
+    for strip in sequencer.all_strips(review):
+        if ROW_KEY in strip.keys():
+            strips.remove(strip)
+    layout["size"] = _output_size(review)
+    review[WORD_SPANS_KEY] = json.dumps(layout)
+    add_word_rows(review, layout)
+
+
+def _output_size(review: bpy.types.Scene) -> list[int]:
+    render = review.render
+    scale = render.resolution_percentage / 100
+    return [int(render.resolution_x * scale), int(render.resolution_y * scale)]
+
+
+def _font_size(review: bpy.types.Scene, share: float) -> int:
+    return max(8, int(round(_output_size(review)[1] * share)))
+
+
+_blf_fonts: dict[str, int] = {}
+
+
+def _word_measure(review: bpy.types.Scene):
+    """Width in output pixels of a text in a caption strip (the interface font at the caption
+    size), summed glyph by glyph as the text strip lays it out; None without the font."""
+    import blf
+
+    path = _interface_font_path()
+    if path is None:
+        return None
+    if path not in _blf_fonts:
+        font_id = blf.load(path)
+        if font_id < 0:
+            return None
+        _blf_fonts[path] = font_id
+    font_id, size = _blf_fonts[path], _font_size(review, CAPTION_HEIGHT)
+    widths: dict[str, float] = {}
+
+    def measure(text: str) -> float:
+        total = 0.0
+        for character in text:
+            if character not in widths:
+                blf.size(font_id, size)
+                widths[character] = blf.dimensions(font_id, character)[0]
+            total += widths[character]
+        return total
+
+    return measure
+
+
+def _interface_font_path() -> str | None:
+    from pathlib import Path
+
+    folder = bpy.utils.system_resource("DATAFILES", path="fonts")  # type: ignore[attr-defined]  # not in the stubs
+    path = Path(folder) / "Inter.woff2" if folder else None
+    return str(path) if path is not None and path.is_file() else None
 
 
 def _interface_font():
     """Blender's own proportional UI font (Inter); a text strip without a font uses a monospace one."""
-    from pathlib import Path
-
-    folder = bpy.utils.system_resource("DATAFILES", path="fonts")
-    path = Path(folder) / "Inter.woff2" if folder else None
-    if path is None or not path.is_file():
+    path = _interface_font_path()
+    if path is None:
         return None
     try:
-        return bpy.data.fonts.load(str(path), check_existing=True)
+        return bpy.data.fonts.load(path, check_existing=True)
     except (RuntimeError, OSError):
         return None
 

@@ -381,6 +381,10 @@ def _start_new_action(key, take: str, result: TakeResult):
 
 
 def _add_markers(scene, captions, start_frame: int, fps: float) -> int:
+    """One marker per caption line, named with its text (a scripted line: its words). Not one per
+    word: words come 5-10 frames apart, Blender clips a marker's name at the next marker and gives
+    markers no colour, so word markers would be unreadable slivers; the overlay and the review
+    show each word in its sync colour instead."""
     count = 0
     for caption in captions:
         if caption.text.strip():
@@ -405,12 +409,27 @@ def _metadata(obj, animation, audio: AudioInfo, result: TakeResult, fps: float) 
         "sound_strip": result.sound_strip,
         "parts": result.parts,
         "layers": result.layers,
-        "captions": [
-            {"start": c.start, "end": c.end, "text": c.text, "confidence": c.confidence, "sync": c.sync}
-            for c in animation.captions
-        ],
+        "captions": [_caption_record(c) for c in animation.captions],
         "engine": {k: v for k, v in animation.meta.items() if isinstance(v, (str, int, float, bool))},
     }
+
+
+def _caption_record(caption) -> dict:
+    """A caption as the take stores it; a scripted line keeps its words, so the overlay and the
+    review scene can colour each word after the file is saved and opened again."""
+    record = {
+        "start": caption.start,
+        "end": caption.end,
+        "text": caption.text,
+        "confidence": caption.confidence,
+        "sync": caption.sync,
+    }
+    if caption.words:
+        record["words"] = [
+            {"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence, "sync": w.sync}
+            for w in caption.words
+        ]
+    return record
 
 
 def take_metadata(action) -> dict | None:

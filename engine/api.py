@@ -31,7 +31,7 @@ from engine.inference.control import Cancelled, check_cancel
 from engine.inference.device import choose_backend, select_device, set_threads
 from engine.inference.finish import finish_motion
 from engine.inference.schedule import EmotionSpec, Keyframe, emotion_cond
-from engine.request import AnimateRequest, as_request, check_fps, style_fields
+from engine.request import AnimateRequest, as_request, check_fps, style_fields, write_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 MEL_WINDOW_SAMPLES = 30 * MODEL_SAMPLE_RATE
 MEL_MARGIN_FRAMES = 4  # >= half the STFT window in hops: frames this far from a cut are exact
 HALF_PRECISION_TOLERANCE = 0.02
+LONG_TAKE_SECONDS = 120.0  # a take written to files from a longer recording streams (flat memory)
 
 __all__ = ["AnimateRequest", "AudioError", "Cancelled", "Engine"]
 
@@ -217,6 +218,67 @@ class Engine:
         for animation in animations:
             animation.meta["batch_seconds"] = round(elapsed, 4)
         return animations
+
+    def write_take(
+        self,
+        request: AnimateRequest | str | Path,
+        progress: Callable[[float], None] | None = None,
+        cancel=None,
+        **options: Any,
+    ) -> tuple[Any, list[Path]]:
+        """Animate one take and write the files it names (`output`, `caption_files`): all or none.
+
+        -> (the take, the paths written). The take is an `Animation`, except for a recording over
+        LONG_TAKE_SECONDS on the numpy backend without a script or layers: that take streams to disk
+        (engine.numpy_runtime.long_take) in memory that stays flat however long the recording, with
+        the same result, and what returns is a `WrittenTake` (fps, n_frames, duration, phones,
+        captions and meta; no arrays: `Animation.load(request.output)` reads them).
+        """
+        request = as_request(request, **options)
+        if self._is_long_file_take(request):
+            from engine.script.take import prepare_script
+
+            text, notes = prepare_script(request.text, request.audio, request.language)
+            if text is None:
+                return self._stream_take(request, notes, progress, cancel)
+        animation = self.animate(request, progress=progress, cancel=cancel)
+        check_cancel(cancel)
+        return animation, write_outputs(animation, request)
+
+    def _is_long_file_take(self, request: AnimateRequest) -> bool:
+        from engine.numpy_runtime.long_take import recording_seconds
+
+        return (
+            self.backend == "numpy"
+            and isinstance(request.audio, str)
+            and bool(request.output or request.caption_files)
+            and not request.layers
+            and recording_seconds(request.audio) > LONG_TAKE_SECONDS
+        )
+
+    def _stream_take(
+        self, request: AnimateRequest, notes: list[str], progress, cancel
+    ) -> tuple[Any, list[Path]]:
+        from engine.numpy_runtime.long_take import LongTakeJob, animate_to_files
+
+        schedule, style = request.schedule(), request.style_vector()
+        meta = {**self._meta(request, schedule, style), "layers": []}  # engine.layers: none asked
+        if notes:
+            meta["notes"] = notes
+        job = LongTakeJob(
+            audio=Path(request.audio),
+            fps=request.frame_rate,
+            schedule=schedule,
+            style=style,
+            output=None if request.output is None else Path(request.output),
+            caption_files=tuple(Path(p) for p in request.caption_files),
+            captions=request.captions,
+            language="en" if request.language == "auto" else request.language,
+            meta=meta,
+        )
+        take = animate_to_files(self.runner.network, job, self.plan, _Progress(progress), cancel)
+        written = ([request.output] if request.output else []) + list(request.caption_files)
+        return take, [Path(p) for p in written]
 
     # ------------------------------------------------------------------------------------------ streaming
 

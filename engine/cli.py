@@ -35,7 +35,6 @@ from engine.request import (
     request_fields,
     resolve_paths,
     upgrade,
-    write_outputs,
 )
 
 FORMAT_SUFFIXES = {"srt": ".srt", "vtt": ".vtt", "json": ".json"}  # --captions srt,vtt,json
@@ -226,8 +225,8 @@ def _run_one(engine, request: AnimateRequest, args: argparse.Namespace) -> dict[
             last[0] = step
 
     try:
-        animation = engine.animate(request, progress=progress)
-        written = write_outputs(animation, request) + _write_timing(animation, request, args.timing)
+        animation, written = engine.write_take(request, progress=progress)  # long takes stream to disk
+        written += _write_timing(animation, request, args.timing)
     except Exception as error:  # noqa: BLE001 - one failed take must not stop the batch
         if not isinstance(error, (AudioError, ValueError, OSError)):
             error = RuntimeError(f"{type(error).__name__}: {error}")

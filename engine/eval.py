@@ -32,6 +32,7 @@ import torch
 from engine.data.record import Clip
 from engine.metrics import (
     DEFAULT_CLOSURE_THRESHOLD_M,
+    MM2,
     bilabial_closures,
     edit_distance,
     eve,
@@ -42,7 +43,6 @@ from engine.metrics import (
 from engine.training.batches import MelCache, emotion_cond, phone_labels, style_vector
 from engine.weights import file_sha256
 
-MM2 = 1e6  # m^2 -> mm^2
 MASK_KEYS = ("lips", "upper_face", "eyes_forehead")  # LVE, FDD, EVE regions
 INNER_LIP_KEY = "inner_lip_pairs"  # optional [K, 2] (upper, lower) vertex pairs for closure rates
 MASK_METRICS = {"lips": "LVE", "upper_face": "FDD", "eyes_forehead": "EVE"}

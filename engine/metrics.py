@@ -194,6 +194,7 @@ def bilabial_closure_rate(
 UPPER_LIP_VERTEX, LOWER_LIP_VERTEX = 13, 14
 MOUTH_CORNER_VERTICES = (61, 291)
 TOUCH_MM = 1.0
+MM2 = 1e6  # m^2 -> mm^2: lve, eve and fdd return metres squared
 REST_MIN_PAUSE_S = 0.3  # pauses at least this long must show the rest face ...
 REST_TRIM_S = 0.1  # ... after this much at each edge (the mouth closes and opens again)
 ROUND_PHONES = frozenset({"OW", "UW", "W"})

@@ -42,6 +42,7 @@ AUTO_LANGUAGE = "auto"  # the language is detected from the script (English with
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".aif", ".aiff")
 CAPTION_SUFFIXES = (".srt", ".vtt", ".json")
 TAKE_SUFFIX = ".npz"
+CHECKPOINT_FORMAT = "dualface-checkpoint-1"  # the format tag in every checkpoint's metadata
 WEIGHTS_ENV = "DUALFACE_WEIGHTS"  # overrides the default weights path
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "dualface.safetensors"
 

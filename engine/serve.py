@@ -35,7 +35,6 @@ from engine.request import (
     AudioFileError,
     RequestError,
     UnsupportedVersion,
-    write_outputs,
 )
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -469,17 +468,15 @@ class Worker:
                 last_sent[0] = now
                 self.send({"id": job.id, "type": "progress", "fraction": round(float(fraction), 4)})
 
-        try:
-            animation = self.engine.animate(request, progress=progress, cancel=job.cancel)
+        try:  # the take's files are written here (a long take streams to them); arrays travel inline
+            animation, written = self.engine.write_take(request, progress=progress, cancel=job.cancel)
         except Cancelled:
             raise ProtocolError("cancelled", "cancelled by request") from None
         except AudioError as error:
             raise ProtocolError("audio_error", str(error)) from None
         except ValueError as error:
             raise ProtocolError("invalid_params", str(error)) from None
-        if job.cancel.is_set():
-            raise ProtocolError("cancelled", "cancelled by request")
-        return _result(animation, request)
+        return _result(animation, request, written)
 
 
 def parse_animate_params(params: dict) -> AnimateRequest:
@@ -498,11 +495,11 @@ def parse_animate_params(params: dict) -> AnimateRequest:
     return request
 
 
-def _result(animation, request: AnimateRequest) -> dict[str, Any]:
-    """The result message of a finished take: files written as asked, arrays inline otherwise."""
+def _result(animation, request: AnimateRequest, written: list) -> dict[str, Any]:
+    """The result message of a finished take (its files already `written`), arrays inline when no
+    take file was asked for."""
     from dataclasses import asdict
 
-    written = write_outputs(animation, request)
     result: dict[str, Any] = {
         "n_frames": animation.n_frames,
         "fps": animation.fps,

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.metrics import (
+    MM2,
     contact_counts,
     edit_distance,
     lip_gap_mm,
@@ -45,7 +46,6 @@ from engine.phonemes import SILENCE
 
 OUTPUTS = ("vertex", "arkit")
 METRICS = ("contact", "rest", "rounding_mm", "lve_mm2", "per")
-MM2 = 1e6
 
 
 @dataclass
@@ -146,6 +146,15 @@ def neutral_reference(clip) -> np.ndarray:
     return np.asarray(motion.vertices[:n], np.float32)
 
 
+def view_clips(dataset, view: str) -> list:
+    """A split or view of the dataset; `SPLIT-without-ENGINE` drops the engine's clips from a split
+    (held-out voices of the engines a fold did see: `test_voices-without-flite`)."""
+    base, sep, engine = view.partition("-without-")
+    if sep and view not in dataset.splits:
+        return [c for c in dataset.clips(base) if c.meta.get("engine") != engine]
+    return dataset.clips(view)
+
+
 def run_protocol(
     data: str | Path,
     runs: Sequence[tuple[str, str, str]],
@@ -160,7 +169,7 @@ def run_protocol(
     dataset = open_dataset(data)
     report: dict = {"data": str(data), "max_clips": max_clips, "runs": []}
     for name, weights, view in runs:
-        clips = [c for c in dataset.clips(view) if c.phones][:max_clips]
+        clips = [c for c in view_clips(dataset, view) if c.phones][:max_clips]
         if not clips:
             raise ValueError(f"view {view!r} of {data} has no clips with phone times")
         engine = Engine(weights=weights, device="cpu", threads=threads)

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 from engine import __version__
-from engine.request import default_weights_path
+from engine.request import CHECKPOINT_FORMAT, default_weights_path
 
-FORMAT = "dualface-checkpoint-1"
 PATCH_LABELS_KEY = "motion_encoder.patch_labels"
 LOW_RANK_KEY = "vertex_layer_budget"  # configs older than this key had only dense vertex layers
 DENSE_ONLY_BUDGET = 2**62
@@ -82,7 +81,7 @@ def save_checkpoint(
     payload = _payload_sha256(tensors)
     config = model.cfg.to_dict()  # type: ignore[operator]  # checked above: a DualFace
     metadata = {
-        "format": FORMAT,
+        "format": CHECKPOINT_FORMAT,
         "dualface_version": __version__,
         "config": json.dumps(config),
         "payload_sha256": payload,
@@ -96,7 +95,7 @@ def save_checkpoint(
         "sha256": file_sha256(tmp),
         "bytes": tmp.stat().st_size,
         "payload_sha256": payload,
-        "format": FORMAT,
+        "format": CHECKPOINT_FORMAT,
         "dualface_version": __version__,
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "config": config,
@@ -142,7 +141,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
             "download or copy it again (or re-save it with engine.weights.save_checkpoint)"
         )
     metadata = _read_metadata(path)
-    if metadata.get("format") != FORMAT:
+    if metadata.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a DualFace checkpoint (format {metadata.get('format')!r})")
     config = _parse_json(metadata, "config", path)
     if isinstance(config, dict) and LOW_RANK_KEY not in config:

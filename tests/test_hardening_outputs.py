@@ -80,7 +80,8 @@ def test_round_trip_and_permissions(tmp_path):
 
 
 _SAVE_FOREVER = """
-import sys, numpy as np
+import signal, sys, numpy as np
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even when launched in the background
 from engine.animation import Animation
 rng = np.random.default_rng(0)
 take = Animation(fps=30.0, offsets=rng.standard_normal((3000, 468, 3)).astype(np.float32),

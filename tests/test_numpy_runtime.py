@@ -129,15 +129,16 @@ def test_shipped_weights_agree_on_a_short_clip():
     assert np.abs(ours[4] - reference[4]).max() <= 1e-3  # lip log-probs
 
 
-def test_shared_constants_match_the_torch_model():
-    from engine.model import audio_encoder
-    from engine.numpy_runtime import decode
+def test_subsampling_matches_the_torch_encoders_strides():
+    """The numpy runtime counts encoder frames as ceil(mel / SUBSAMPLING); the torch encoder's strided
+    convolutions must leave exactly that many, at ENCODER_RATE frames per second of log-mel."""
+    from engine.audio.features import FRAME_RATE
+    from engine.inference.chunking import ENCODER_RATE, SUBSAMPLING
+    from engine.model.audio_encoder import subsampled_length
 
-    assert (decode.MEL_RATE, decode.SUBSAMPLING, decode.ENCODER_RATE) == (
-        audio_encoder.MEL_RATE,
-        audio_encoder.SUBSAMPLING,
-        audio_encoder.ENCODER_RATE,
-    )
+    lengths = torch.arange(1, 200)
+    assert subsampled_length(lengths).tolist() == [-(-n // SUBSAMPLING) for n in range(1, 200)]
+    assert ENCODER_RATE * SUBSAMPLING == FRAME_RATE
 
 
 def test_reader_matches_engine_weights_payload_hash_and_dtypes(tmp_path):

@@ -23,9 +23,8 @@ import numpy as np
 from engine.arkit import ARKIT_INDEX, ARKIT_NAMES
 from engine.face import landmarks as lm
 from engine.face.deform import adjacency, grow, smooth_deform, uniform_laplacian
-from engine.face.template import JAW_PIVOT, FaceTemplate, jaw_follow_weight, load_template
+from engine.face.template import JAW_PIVOT, MM, FaceTemplate, jaw_follow_weight, load_template
 
-MM = 0.001
 JAW_OPEN_DEGREES = 22.0  # weight 1: inner lips 18 mm apart on average, 24 mm at the centre
 JAW_OPEN_GLIDE_MM = 8.0  # forward glide of the condyles that goes with a full opening
 LIPS_SEALED = 0.35  # jawOpen + mouthClose: the closed lips travel this fraction of the jaw's motion

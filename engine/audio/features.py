@@ -20,7 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from engine.audio.io import MODEL_SAMPLE_RATE as SAMPLE_RATE
+
 N_MELS = 80
 WIN_LENGTH = 400  # 25 ms
 HOP_LENGTH = 160  # 10 ms -> 100 frames per second

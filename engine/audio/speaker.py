@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-N_FFT = 1024
-HOP = 256
+STFT_SIZE = 1024  # this module's own STFT for formant, pitch and rate changes (not the log-mel's)
+STFT_HOP = 256
 LIFTER = 36  # cepstral coefficients kept for the envelope: above the formants, below the pitch
 
 # Ranges of the random speaker draw. The training corpus draws inside TRAIN_*; the "extreme" test
@@ -61,7 +61,7 @@ class SpeakerChange:
 def _stft(x: np.ndarray) -> np.ndarray:
     import librosa
 
-    return librosa.stft(x, n_fft=N_FFT, hop_length=HOP, window="hann", center=True)
+    return librosa.stft(x, n_fft=STFT_SIZE, hop_length=STFT_HOP, window="hann", center=True)
 
 
 def _envelope(magnitude: np.ndarray) -> np.ndarray:
@@ -77,7 +77,7 @@ def shift_formants(audio: np.ndarray, sr: int, ratio: float) -> np.ndarray:
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
-    if abs(ratio - 1.0) < 1e-3 or x.size < N_FFT:
+    if abs(ratio - 1.0) < 1e-3 or x.size < STFT_SIZE:
         return x.copy()
     spec = _stft(x)
     magnitude = np.abs(spec)
@@ -89,7 +89,7 @@ def shift_formants(audio: np.ndarray, sr: int, ratio: float) -> np.ndarray:
     frac = (source - below)[:, None]
     warped = env[below] * (1.0 - frac) + env[above] * frac
     gain = np.exp(np.clip(warped - env, -6.0, 6.0))
-    out = librosa.istft(spec * gain, hop_length=HOP, window="hann", center=True, length=len(x))
+    out = librosa.istft(spec * gain, hop_length=STFT_HOP, window="hann", center=True, length=len(x))
     return out.astype(np.float32)
 
 
@@ -99,8 +99,8 @@ def change_speaker(audio: np.ndarray, sr: int, change: SpeakerChange) -> np.ndar
 
     x = np.asarray(audio, dtype=np.float32)
     moved = 1.0
-    if abs(change.pitch_semitones) > 1e-3 and x.size >= N_FFT:
-        x = librosa.effects.pitch_shift(x, sr=sr, n_steps=change.pitch_semitones, n_fft=N_FFT)
+    if abs(change.pitch_semitones) > 1e-3 and x.size >= STFT_SIZE:
+        x = librosa.effects.pitch_shift(x, sr=sr, n_steps=change.pitch_semitones, n_fft=STFT_SIZE)
         moved = 2.0 ** (change.pitch_semitones / 12.0)  # the shift moved the formants this much too
     x = shift_formants(x, sr, change.formant_ratio / moved)
     return _limit(x)
@@ -111,9 +111,9 @@ def change_rate(audio: np.ndarray, rate: float) -> tuple[np.ndarray, float]:
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
-    if abs(rate - 1.0) < 1e-3 or x.size < N_FFT:
+    if abs(rate - 1.0) < 1e-3 or x.size < STFT_SIZE:
         return x.copy(), 1.0
-    y = librosa.effects.time_stretch(x, rate=rate, n_fft=N_FFT)
+    y = librosa.effects.time_stretch(x, rate=rate, n_fft=STFT_SIZE)
     return _limit(y), len(y) / len(x)
 
 

@@ -16,7 +16,9 @@ import numpy as np
 
 from engine.data.splits import normalize_sentence
 
-LANGUAGES: tuple[str, ...] = ("en", "es", "de", "fr", "it")
+# The languages DualFace speaks (ISO 639-1) and their names in the add-on's Language menu.
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "de": "German", "fr": "French", "it": "Italian"}
+LANGUAGES: tuple[str, ...] = tuple(LANGUAGE_NAMES)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.audio.io import MODEL_SAMPLE_RATE
 from engine.data.sentences import LANGUAGES
 from engine.emotions import EMOTIONS
 
@@ -41,8 +42,8 @@ EXTREME_SPEAKER_PROB = 0.04  # clips given a speaker outside the training ranges
 EXTREME_SUFFIX = "~extreme"  # subject of such clips (held out like an unseen voice)
 LEVEL_JITTER_DB = 4.0  # level after normalisation varies this much (engine.audio.level)
 HELD_OUT_VARIANTS = 3  # eSpeak variants held out in every language (all their voices)
-RATE_RANGE = (130, 230)  # words per minute drawn per clip
-PITCH_RANGE = (25, 75)
+DRAWN_RATE_RANGE = (130, 230)  # words per minute drawn per clip (the voice accepts 80..450)
+DRAWN_PITCH_RANGE = (25, 75)  # pitch drawn per clip (the voice accepts 0..100)
 SENTENCE_HOLD_OUT = 0.1
 VAL_FRACTION = 0.05
 _NEUTRAL_SHARE = 0.2  # neutral is the common case at inference time: draw it more often
@@ -111,8 +112,8 @@ def _pick_voice(plan: CorpusPlan, rng: np.random.Generator):
         engine = engines[0]
     pool = by_engine[engine]
     voice = pool[int(rng.integers(len(pool)))]
-    rate = int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1))
-    pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
+    rate = int(rng.integers(DRAWN_RATE_RANGE[0], DRAWN_RATE_RANGE[1] + 1))
+    pitch = int(rng.integers(DRAWN_PITCH_RANGE[0], DRAWN_PITCH_RANGE[1] + 1))
     return voice.with_prosody(rate, pitch)
 
 
@@ -304,13 +305,13 @@ def generate_corpus(
                     clip.clip_id,
                     clip.subject,
                     clip.audio,
-                    16000,
+                    MODEL_SAMPLE_RATE,
                     clip.vertices,
                     template,
                     clip.arkit,
                     clip.meta,
                 )
-                seconds = len(clip.audio) / 16000
+                seconds = len(clip.audio) / MODEL_SAMPLE_RATE
                 records.append(
                     {
                         "clip_id": clip.clip_id,

@@ -24,13 +24,13 @@ import numpy as np
 
 from engine.face import landmarks as lm
 from engine.face.deform import adjacency, grow, smooth_deform, uniform_laplacian
+from engine.face.template import N_VERTICES
 
 NPM_PACKAGE = "@mediapipe/face_mesh"
 NPM_VERSION = "0.4.1657299874"
 DATA_FILE = "package/face_mesh_solution_packed_assets.data"
 LOADER_FILE = "package/face_mesh_solution_packed_assets_loader.js"
 GEOMETRY_ENTRY = "geometry_pipeline_metadata_landmarks.binarypb"
-N_VERTICES = 468
 DEFAULT_OUT = Path(__file__).resolve().parent / "assets"
 
 # Mesh3d (mediapipe/modules/face_geometry/protos/mesh_3d.proto): vertex_buffer = 3, index_buffer = 4.

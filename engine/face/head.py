@@ -22,9 +22,8 @@ from functools import lru_cache
 import numpy as np
 
 from engine.face import landmarks as lm
-from engine.face.template import FaceTemplate, load_template
+from engine.face.template import MM, FaceTemplate, load_template
 
-MM = 0.001
 EYE_RADIUS = 12.0 * MM
 IRIS_DEGREES = 32.0  # angular radius of the iris cap (about 12 mm across)
 PUPIL_DEGREES = 11.0
@@ -110,6 +109,32 @@ def _outward(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray) -> np.
     return faces
 
 
+def _capped_tube(
+    name: str,
+    material: str,
+    rings: list[np.ndarray],
+    cap: np.ndarray,
+    ring_v: np.ndarray,
+    inside: np.ndarray,
+    follow: np.ndarray,
+) -> HeadPart:
+    """A skin part made of closed rings of equal size, shut at the last ring by one cap vertex: triangles
+    face away from ``inside`` (also the pivot), u runs round each ring, v along them (1 at the cap)."""
+    n = len(rings[0])
+    vertices = np.concatenate([*rings, cap[None]])
+    faces = np.concatenate(
+        [
+            _grid_faces(len(rings), n, closed=True),
+            _fan(len(vertices) - 1, np.arange(n) + (len(rings) - 1) * n),
+        ]
+    )
+    faces = _outward(vertices, faces, inside)
+    u = np.concatenate([np.tile(np.arange(n) / n, len(rings)), [0.5]])
+    v = np.concatenate([np.repeat(ring_v, n), [1.0]])
+    uvs = _grid_uvs(faces, u, v)
+    return _part(name, "skin", vertices, faces, uvs, np.zeros(len(faces)), [material], inside, follow)
+
+
 def _part(name, role, vertices, faces, uvs, material, materials, pivot, follow=None) -> HeadPart:
     v = np.asarray(vertices, dtype=np.float32)
     return HeadPart(
@@ -178,25 +203,8 @@ def _skull(t: FaceTemplate, rings: int = 22) -> HeadPart:
         carry = (carry * carry * (3 - 2 * carry))[:, None]
         points.append(carry * loft + (1 - carry) * along)
     n = len(oval)
-    vertices = np.concatenate([np.concatenate(points), _on_cranium(back[None])])
-    faces = np.concatenate(
-        [_grid_faces(rings, n, closed=True), _fan(len(vertices) - 1, np.arange(n) + (rings - 1) * n)]
-    )
-    faces = _outward(vertices, faces, CRANIUM_CENTRE)
-    u = np.concatenate([np.tile(np.arange(n) / n, rings), [0.5]])
-    v = np.concatenate([np.repeat(s_values, n), [1.0]])
     follow = np.concatenate([np.clip(1.0 - np.repeat(s_values, n) / 0.12, 0.0, 1.0), [0.0]])
-    return _part(
-        "skull",
-        "skin",
-        vertices,
-        faces,
-        _grid_uvs(faces, u, v),
-        np.zeros(len(faces)),
-        ["skin"],
-        CRANIUM_CENTRE,
-        follow,
-    )
+    return _capped_tube("skull", "skin", points, _on_cranium(back[None])[0], s_values, CRANIUM_CENTRE, follow)
 
 
 def _neck(segments: int = 32, rings: int = 6) -> HeadPart:
@@ -439,29 +447,10 @@ def _mouth(t: FaceTemplate) -> HeadPart:
             ]
         )
         rings.append(pts)
-    vertices = np.concatenate(rings + [[[centre[0], ring[:, 1].max() + profile[-1][0] + 0.01, centre[2]]]])
-    faces = np.concatenate(
-        [
-            _grid_faces(len(rings), n, closed=True),
-            _fan(len(vertices) - 1, np.arange(n) + (len(rings) - 1) * n),
-        ]
-    )
-    inside = np.array([0.0, ring[:, 1].max() + 0.03, centre[2]])
-    faces = _outward(vertices, faces, inside)  # normals face away from the inside; shown from within
+    cap = np.array([centre[0], ring[:, 1].max() + profile[-1][0] + 0.01, centre[2]])
+    inside = np.array([0.0, ring[:, 1].max() + 0.03, centre[2]])  # normals face away; shown from within
     follow = np.concatenate([np.repeat([1.0, 0.9, 0.6, 0.3, 0.0, 0.0, 0.0], n), [0.0]])
-    u = np.concatenate([np.tile(np.arange(n) / n, len(rings)), [0.5]])
-    v = np.concatenate([np.repeat(np.linspace(0, 1, len(rings)), n), [1.0]])
-    return _part(
-        "mouth",
-        "skin",
-        vertices,
-        faces,
-        _grid_uvs(faces, u, v),
-        np.zeros(len(faces)),
-        ["mouth"],
-        inside,
-        follow,
-    )
+    return _capped_tube("mouth", "mouth", rings, cap, np.linspace(0, 1, len(rings)), inside, follow)
 
 
 def eye_cover_faces(t: FaceTemplate | None = None) -> np.ndarray:

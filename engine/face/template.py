@@ -17,7 +17,8 @@ from engine.face import landmarks as lm
 from engine.face.deform import adjacency, smooth_deform, uniform_laplacian
 
 ASSET = Path(__file__).resolve().parent / "assets" / "canonical_face.npz"
-N_VERTICES = 468
+N_VERTICES = 468  # the MediaPipe face mesh the model animates
+MM = 0.001  # one millimetre in the template's units (metres)
 
 # Jaw rotation pivot (metres, Blender axes). The mandible opens about an instantaneous centre that
 # lies low on the ramus (below and in front of the ears) because the condyles glide forward while

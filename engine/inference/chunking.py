@@ -13,10 +13,15 @@ neither position nor velocity jumps at the border.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from engine.audio.features import FRAME_RATE as MEL_RATE
+
+SUBSAMPLING = 4  # the audio encoder's strided convolutions: 4 log-mel frames per encoder frame
+ENCODER_RATE = MEL_RATE / SUBSAMPLING  # encoder frames per second (25 Hz)
 ENCODER_CORE_FRAMES = 750  # 30 s of 25 Hz encoder frames per audio-encoder window
 
 
@@ -102,6 +107,23 @@ class Window:
     end: int
     keep_start: int
     keep_end: int
+
+
+def encoder_frames(n_mel: int) -> int:
+    """Encoder frames the audio encoder makes of `n_mel` log-mel frames (its strides round up)."""
+    return -(-n_mel // SUBSAMPLING)
+
+
+def audio_frame_limit(n_mel: int, fps: float) -> int:
+    """Motion frames at `fps` whose time lies inside `n_mel` log-mel frames of audio (at least 1): the
+    decoder's cross-attention must not look past them."""
+    return max(1, math.ceil(encoder_frames(n_mel) * fps / ENCODER_RATE))
+
+
+def mel_windows(n_mel: int, context: int) -> list[tuple[Window, slice]]:
+    """The encoder windows of a clip (`plan_windows`), each with the log-mel rows it reads."""
+    windows = plan_windows(encoder_frames(n_mel), ENCODER_CORE_FRAMES, context)
+    return [(w, slice(w.start * SUBSAMPLING, min(n_mel, w.end * SUBSAMPLING))) for w in windows]
 
 
 def plan_windows(n_encoder_frames: int, core: int, context: int) -> list[Window]:

@@ -7,7 +7,6 @@ chunks, and the lip reader over the motion embeddings the decoder already comput
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,15 +16,17 @@ import torch
 from engine.inference.chunking import (
     DEFAULT_PLAN,
     ENCODER_CORE_FRAMES,
+    ENCODER_RATE,
     Chunk,
     DecodePlan,
+    audio_frame_limit,
     encoder_context_frames,
+    mel_windows,
     merge_chunks,
     plan_chunks,
-    plan_windows,
 )
 from engine.inference.control import Cancelled, check_cancel
-from engine.model.audio_encoder import ENCODER_RATE, SUBSAMPLING, resample_to_frames
+from engine.model.audio_encoder import resample_to_frames
 
 __all__ = ["ENCODER_CORE_FRAMES", "Cancelled", "ClipInput", "DecodePlan", "check_cancel", "decode_clips"]
 
@@ -55,12 +56,10 @@ def encode_audio_windowed(model, mel: torch.Tensor, fps: float, n_frames: int, c
 
     Windows start on multiples of 4 mel hops, so each window's 25 Hz grid is a slice of the clip's.
     """
-    n_mel = int(mel.shape[0])
-    n_enc = -(-n_mel // SUBSAMPLING) if n_mel else 0
     parts = []
-    for window in plan_windows(n_enc, ENCODER_CORE_FRAMES, encoder_context(model)):
+    for window, rows in mel_windows(int(mel.shape[0]), encoder_context(model)):
         check_cancel(cancel)
-        segment = mel[window.start * SUBSAMPLING : min(n_mel, window.end * SUBSAMPLING)][None]
+        segment = mel[rows][None]
         n_window = window.end - window.start
         features = model.audio_encoder(segment, None, ENCODER_RATE, n_window)[0]  # identity resampling
         parts.append(features[window.keep_start - window.start : window.keep_end - window.start])
@@ -71,9 +70,7 @@ def encode_audio_windowed(model, mel: torch.Tensor, fps: float, n_frames: int, c
 
 def audio_valid_frames(n_mel: int, fps: float, n_frames: int, device) -> torch.Tensor:
     """Frames whose time lies inside the audio (the decoder's cross-attention must not look past it)."""
-    n_enc = ((n_mel - 1) // 2 + 1 - 1) // 2 + 1 if n_mel else 0
-    limit = max(1, math.ceil(n_enc * fps / ENCODER_RATE))
-    return torch.arange(n_frames, device=device) < limit
+    return torch.arange(n_frames, device=device) < audio_frame_limit(n_mel, fps)
 
 
 @torch.no_grad()

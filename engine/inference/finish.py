@@ -4,6 +4,9 @@ Two outputs leave the engine, vertex offsets (the template, and any mesh retarge
 52 ARKit weights (every ARKit-ready character). They must show the same mouth: the decoder's own
 ARKit head is a separate regression that smooths closures away, so the weights are refitted to the
 final vertex motion, contacts first (engine.arkit.solve), starting from the head's guess.
+
+Only the rest weights need the whole recording (its noise floor); given them, every frame is
+finished on its own, so a long take (engine.numpy_runtime.long_take) finishes chunk by chunk.
 """
 
 from __future__ import annotations
@@ -29,10 +32,30 @@ def finish_motion(
     `audio` is the take at 16 kHz, `cond` the per-frame emotion conditioning [T, E] and `style` the
     speaker style vector the model was given (the rest pose follows both)."""
     offsets = np.asarray(offsets, dtype=np.float32)
-    arkit = np.clip(np.asarray(arkit, dtype=np.float32), 0.0, 1.0)
-    if offsets.shape[1] != TEMPLATE_VERTICES or len(offsets) == 0:
-        return offsets, arkit  # another mesh (VOCASET, BIWI): no rig to define its rest or ARKit
+    if not finishes(offsets):
+        return offsets, np.clip(np.asarray(arkit, dtype=np.float32), 0.0, 1.0)
     weights = rest_weights(audio, MODEL_SAMPLE_RATE, fps, len(offsets))
+    return finish_frames(offsets, arkit, weights, fps, cond, style)
+
+
+def finishes(offsets: np.ndarray) -> bool:
+    """Whether motion is finished: template motion only; another mesh (VOCASET, BIWI) has no rig to
+    define its rest or ARKit."""
+    return offsets.ndim == 3 and offsets.shape[1] == TEMPLATE_VERTICES and len(offsets) > 0
+
+
+def finish_frames(
+    offsets: np.ndarray,
+    arkit: np.ndarray,
+    weights: np.ndarray,
+    fps: float,
+    cond: np.ndarray,
+    style: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`finish_motion` of any run of template frames, given their rest weights [T]
+    (engine.inference.rest.rest_weights of the whole take) and conditioning [T, E]."""
+    offsets = np.asarray(offsets, dtype=np.float32)
+    arkit = np.clip(np.asarray(arkit, dtype=np.float32), 0.0, 1.0)
     cond = np.asarray(cond, dtype=np.float32)
     offsets = blend_to_rest(offsets, lambda frames: rig_rest_offsets(style, fps, cond[frames]), weights)
     from engine.arkit.solve import arkit_from_template_motion

@@ -33,21 +33,54 @@ RIG_REST_SECONDS = 1.0
 ABSOLUTE_SILENCE_DBFS = -55.0  # after engine.audio.level's normalisation, quieter frames are never speech
 
 
+class FrameLevels:
+    """Levels in dB of 20 ms frames every 10 ms, frame i centred at i * 10 ms, of a recording fed in
+    pieces of any size, in order: equal to `frame_levels_db` of the whole (each frame's energy is
+    summed from its own samples, so where the pieces were cut does not matter)."""
+
+    def __init__(self, sr: int) -> None:
+        self.frame, self.hop = int(round(FRAME_S * sr)), int(round(HOP_S * sr))
+        self.pending = np.zeros(self.frame // 2)  # the half frame of silence before the start
+        self.parts: list[np.ndarray] = []
+        self.n_samples = 0
+
+    def push(self, piece: np.ndarray) -> None:
+        x = np.asarray(piece, dtype=np.float64).reshape(-1)
+        self.n_samples += x.size
+        levels, self.pending = self._whole_frames(np.concatenate([self.pending, x**2]))
+        self.parts.append(levels)
+
+    def _whole_frames(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(levels of the frames that fit in `squares`, the squares the next frame starts with)."""
+        count = (len(squares) - self.frame) // self.hop + 1 if len(squares) >= self.frame else 0
+        if count == 0:
+            return np.zeros(0), squares
+        windows = np.lib.stride_tricks.sliding_window_view(squares, self.frame)[:: self.hop][:count]
+        levels = 10.0 * np.log10(windows.sum(axis=1) / self.frame + 1e-20)
+        return levels, squares[count * self.hop :].copy()
+
+    def levels(self) -> np.ndarray:
+        """The levels of everything pushed so far: 1 + n_samples // hop frames, the end padded with
+        a frame of silence."""
+        last, _ = self._whole_frames(np.concatenate([self.pending, np.zeros(self.frame)]))
+        n = max(1, 1 + self.n_samples // self.hop)
+        return np.concatenate([*self.parts, last])[:n]
+
+
 def frame_levels_db(audio: np.ndarray, sr: int) -> np.ndarray:
     """Level in dB of 20 ms frames every 10 ms, frame i centred at i * 10 ms."""
-    x = np.asarray(audio, dtype=np.float64).reshape(-1)
-    frame, hop = int(round(FRAME_S * sr)), int(round(HOP_S * sr))
-    n = max(1, 1 + len(x) // hop)
-    padded = np.pad(x, (frame // 2, frame))
-    power = np.cumsum(np.concatenate([[0.0], padded**2]))
-    starts = np.arange(n) * hop
-    energy = (power[starts + frame] - power[starts]) / frame
-    return 10.0 * np.log10(energy + 1e-20)
+    meter = FrameLevels(sr)
+    meter.push(audio)
+    return meter.levels()
 
 
 def pause_mask(audio: np.ndarray, sr: int) -> np.ndarray:
     """Boolean per 10 ms frame: inside a pause of at least MIN_PAUSE_S."""
-    levels = frame_levels_db(audio, sr)
+    return pauses_from_levels(frame_levels_db(audio, sr))
+
+
+def pauses_from_levels(levels: np.ndarray) -> np.ndarray:
+    """`pause_mask` from the recording's frame levels (`frame_levels_db`, `FrameLevels`)."""
     speech = float(np.percentile(levels, SPEECH_PERCENTILE))
     floor = max(float(np.percentile(levels, FLOOR_PERCENTILE)), speech - DYNAMIC_RANGE_DB)
     if speech - floor < MIN_RANGE_DB:  # steady sound: a silent file, hum or hiss, or one held vowel
@@ -68,7 +101,12 @@ def _keep_long_runs(flags: np.ndarray, min_len: int) -> np.ndarray:
 
 def rest_weights(audio: np.ndarray, sr: int, fps: float, n_frames: int) -> np.ndarray:
     """Per motion frame, how far to blend towards rest (0 = speech, 1 = deep in a pause)."""
-    pauses = pause_mask(audio, sr)
+    return rest_weights_from_levels(frame_levels_db(audio, sr), fps, n_frames)
+
+
+def rest_weights_from_levels(levels: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+    """`rest_weights` from the recording's frame levels (`frame_levels_db`, `FrameLevels`)."""
+    pauses = pauses_from_levels(levels)
     # distance (in 10 ms frames) from each level frame to the nearest non-pause frame
     # (the file's start and end count as silence: a take that begins or ends in a pause rests there)
     inside = np.zeros(len(pauses))

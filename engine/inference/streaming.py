@@ -26,13 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine.audio.features import HOP_LENGTH as HOP
+from engine.audio.features import N_FFT
 from engine.audio.io import MODEL_SAMPLE_RATE, AudioError, pcm_to_float
+from engine.inference.chunking import ENCODER_RATE, SUBSAMPLING
 from engine.inference.decode import encoder_context
 from engine.inference.schedule import EmotionSpec, parse_schedule, schedule_to_cond
-from engine.model.audio_encoder import ENCODER_RATE, SUBSAMPLING
 
-HOP = 160  # samples per log-mel frame (engine.audio.features)
-STFT_HALF = 256  # half the FFT window: a mel frame is exact once this much audio follows its centre
+STFT_HALF = N_FFT // 2  # half the FFT window: a mel frame is exact once this much audio follows its centre
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from engine.inference.chunking import ENCODER_RATE
 from engine.model.attention import LocalTransformerLayer
 from engine.model.config import ModelConfig
-
-MEL_RATE = 100.0  # log-mel frames per second (10 ms hop)
-SUBSAMPLING = 4
-ENCODER_RATE = MEL_RATE / SUBSAMPLING
 
 
 def subsampled_length(mel_len: Tensor) -> Tensor:

@@ -29,7 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.model.audio_encoder import ENCODER_RATE, AudioEncoder, subsampled_length
+from engine.face.template import N_VERTICES as MEDIAPIPE_VERTICES
+from engine.inference.chunking import ENCODER_RATE
+from engine.model.audio_encoder import AudioEncoder, subsampled_length
 from engine.model.config import ModelConfig
 from engine.model.decoder import DecoderState, FaceDecoder
 from engine.model.mesh_attention import (
@@ -41,7 +43,6 @@ from engine.model.mesh_attention import (
 )
 
 Progress = Callable[[int, int], None]
-MEDIAPIPE_VERTICES = 468
 
 
 @dataclass

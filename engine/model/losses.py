@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.face.template import N_VERTICES as MEDIAPIPE_VERTICES
 from engine.model.config import ModelConfig
 
-MEDIAPIPE_VERTICES = 468
 CONTACT_MM = 1.0  # inner lips closer than this touch: the closure/rest criterion of engine.eval
 
 

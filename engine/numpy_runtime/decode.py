@@ -9,7 +9,6 @@ finishes, so memory stays bounded however long the clip.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,21 +16,19 @@ import numpy as np
 
 from engine.inference.chunking import (
     DEFAULT_PLAN,
-    ENCODER_CORE_FRAMES,
+    ENCODER_RATE,
+    SUBSAMPLING,  # noqa: F401  (re-exported: engine.numpy_runtime.long_take imports it from here)
     Chunk,
     DecodePlan,
+    audio_frame_limit,
     crossfade_weights,
     encoder_context_frames,
+    mel_windows,
     plan_chunks,
-    plan_windows,
 )
 from engine.inference.control import check_cancel
 from engine.numpy_runtime.network import NEG, Network, RingCache, sigmoid
 
-# engine.model.audio_encoder's rates (that module imports torch); tests/test_numpy_runtime.py checks.
-MEL_RATE = 100.0
-SUBSAMPLING = 4
-ENCODER_RATE = MEL_RATE / SUBSAMPLING
 GROUP_CHUNKS = 16  # chunks decoded per batch: about 80 s of a long take at 30 fps
 
 
@@ -67,14 +64,11 @@ def encode_audio_windowed(
 ) -> np.ndarray:
     """log-mel [Tm,80] -> features [n_frames, D] (engine.inference.decode.encode_audio_windowed)."""
     cfg = net.cfg
-    n_mel = int(mel.shape[0])
-    n_enc = -(-n_mel // SUBSAMPLING) if n_mel else 0
     context = encoder_context_frames(cfg["audio_layers"], cfg["audio_window"])
     parts = []
-    for window in plan_windows(n_enc, ENCODER_CORE_FRAMES, context):
+    for window, rows in mel_windows(int(mel.shape[0]), context):
         check_cancel(cancel)
-        segment = mel[window.start * SUBSAMPLING : min(n_mel, window.end * SUBSAMPLING)]
-        features = net.audio_encoder(segment)
+        features = net.audio_encoder(mel[rows])
         parts.append(features[window.keep_start - window.start : window.keep_end - window.start])
     encoded = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
     return resample_to_frames(encoded, float(fps), int(n_frames))
@@ -82,9 +76,7 @@ def encode_audio_windowed(
 
 def audio_valid_frames(n_mel: int, fps: float, n_frames: int) -> np.ndarray:
     """Frames whose time lies inside the audio (the cross-attention must not look past it)."""
-    n_enc = ((n_mel - 1) // 2 + 1 - 1) // 2 + 1 if n_mel else 0
-    limit = max(1, math.ceil(n_enc * fps / ENCODER_RATE))
-    return np.arange(n_frames) < limit
+    return np.arange(n_frames) < audio_frame_limit(n_mel, fps)
 
 
 class DecodeBatch:

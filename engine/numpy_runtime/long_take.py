@@ -1,12 +1,16 @@
-"""Takes of any length in bounded memory: audio read in blocks, outputs streamed to the .npz on disk.
+"""Takes of any length in flat memory: audio read in blocks, finished frames streamed to the .npz on disk.
 
 An hour of 16 kHz audio is 230 MB as float32 and its motion 600 MB, so a long take never holds
-either: the recording is converted block by block into a raw 16 kHz file, and the decoder runs group
-by group (`GROUP_CHUNKS` chunks, about 80 s) on features computed for just that group's frames --
-log-mel with exact margins, the audio encoder with its full receptive field as context, as
-`Engine.animate` does for windows. Finished frames go straight to raw files; phones are read from
-the log-probs in pieces cut where no phone can reach across (so they equal the whole-take decode);
-the .npz is assembled from the raw files at the end. Memory stays that of one group.
+either. The recording is converted block by block into a raw 16 kHz file; a pass over it measures
+the speech level (engine.audio.level.LevelMeter), a second scales it in place and measures the
+10 ms frame levels the rest weights come from (engine.inference.rest.FrameLevels): both are what
+`Engine.animate` computes from the whole waveform. The decoder then runs group by group
+(`GROUP_CHUNKS` chunks, about 80 s) on features computed for just that group's frames -- log-mel
+with exact margins, the audio encoder with its full receptive field as context, as `Engine.animate`
+does for windows. Frames that no later chunk touches are finished (rest in pauses, ARKit refit:
+engine.inference.finish.finish_frames, frame by frame) and go straight to raw files; phones are
+read from the log-probs in pieces cut where no phone can reach across (so they equal the whole-take
+read); the .npz is assembled from the raw files at the end. Memory stays that of one group.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import io
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.inference.chunking import DecodePlan, encoder_context_frames
+from engine.audio.io import MODEL_SAMPLE_RATE
+from engine.inference.chunking import ENCODER_CORE_FRAMES, DecodePlan, encoder_context_frames
+from engine.inference.control import check_cancel
 from engine.numpy_runtime.decode import (
     ENCODER_RATE,
     GROUP_CHUNKS,
@@ -36,7 +42,9 @@ from engine.numpy_runtime.decode import (
 )
 from engine.numpy_runtime.network import Network
 
-BLOCK_SAMPLES = 16000 * 30  # audio conversion block
+BLOCK_SAMPLES = 16000 * 10  # audio conversion and level-measuring block
+MEL_PIECE_FRAMES = 1000  # log-mel frames computed at a time (10 s: the STFT's buffers stay small)
+FINISH_FRAMES = 512  # frames finished (rest blend, ARKit refit) and written at a time
 PHONE_PIECE_FRAMES = 3000  # log-prob frames gathered before phones are read from them
 
 
@@ -49,10 +57,29 @@ class WrittenTake:
     audio_phonemes: list = field(default_factory=list)
     lip_phonemes: list = field(default_factory=list)
     captions: list = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
         return self.n_frames / float(self.fps)
+
+
+def recording_seconds(path: str | Path) -> float:
+    """The length of a recording from its header (nothing decoded); 0.0 when no reader can tell."""
+    try:
+        import soundfile
+
+        info = soundfile.info(str(path))
+        return float(info.frames) / float(info.samplerate)
+    except Exception:  # noqa: BLE001 - no soundfile (a stock Blender) or a format it lacks
+        pass
+    try:
+        import wave
+
+        with wave.open(str(path), "rb") as f:
+            return f.getnframes() / float(f.getframerate())
+    except Exception:  # noqa: BLE001 - not a PCM WAV either: the in-memory path reads it
+        return 0.0
 
 
 class AudioFile16k:
@@ -66,10 +93,38 @@ class AudioFile16k:
         start, stop = max(0, start), min(self.n_samples, stop)
         return np.fromfile(self.raw, dtype="<f4", count=max(0, stop - start), offset=4 * start)
 
+    def normalize_level(self, cancel=None) -> np.ndarray:
+        """Scale the recording in place as engine.audio.level.normalize_level scales the whole array;
+        -> the frame levels of the scaled recording (engine.inference.rest.frame_levels_db)."""
+        from engine.audio.level import LevelMeter, apply_gain
+        from engine.inference.rest import FrameLevels
+
+        meter = LevelMeter()
+        for start in range(0, self.n_samples, BLOCK_SAMPLES):
+            check_cancel(cancel)
+            meter.push(self.read(start, start + BLOCK_SAMPLES))
+        gain = meter.gain()
+        levels = FrameLevels(MODEL_SAMPLE_RATE)
+        with self.raw.open("r+b") as raw:
+            for start in range(0, self.n_samples, BLOCK_SAMPLES):
+                check_cancel(cancel)
+                block = apply_gain(self.read(start, start + BLOCK_SAMPLES), gain)
+                levels.push(block)
+                if gain is not None:
+                    raw.seek(4 * start)
+                    raw.write(block.astype("<f4").tobytes())
+        return levels.levels()
+
 
 def _convert_to_raw(path: Path, raw: Path) -> int:
     """Decode, mix to mono and resample to 16 kHz block by block (engine.audio.io's rules)."""
-    from engine.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, MODEL_SAMPLE_RATE, AudioError, load_audio
+    from engine.audio.io import (
+        MAX_SAMPLE_RATE,
+        MIN_SAMPLE_RATE,
+        AudioError,
+        _warn_if_truncated_wav,
+        load_audio,
+    )
 
     try:
         import soundfile
@@ -79,6 +134,7 @@ def _convert_to_raw(path: Path, raw: Path) -> int:
         audio = load_audio(path)
         audio.astype("<f4").tofile(raw)
         return int(audio.shape[0])
+    _warn_if_truncated_wav(path)
     written = 0
     with source, raw.open("wb") as out:
         rate = int(source.samplerate)
@@ -123,13 +179,18 @@ class FeatureReader:
         self.valid = audio_valid_frames(self.n_mel, fps, n_frames)
 
     def mel(self, first: int, last: int) -> np.ndarray:
-        """Log-mel frames [first, last) from the audio around them (engine.api.log_mel_windowed's margins)."""
+        """Log-mel frames [first, last) from the audio around them, in pieces of MEL_PIECE_FRAMES with
+        engine.api.log_mel_windowed's exact margins."""
         from engine.api import MEL_MARGIN_FRAMES
         from engine.audio.features import HOP_LENGTH, log_mel
 
-        start = max(0, first - MEL_MARGIN_FRAMES)
-        stop = min(self.audio.n_samples, (last + MEL_MARGIN_FRAMES) * HOP_LENGTH)
-        return log_mel(self.audio.read(start * HOP_LENGTH, stop))[first - start : last - start]
+        parts = []
+        for a in range(first, last, MEL_PIECE_FRAMES):
+            b = min(last, a + MEL_PIECE_FRAMES)
+            start = max(0, a - MEL_MARGIN_FRAMES)
+            stop = min(self.audio.n_samples, (b + MEL_MARGIN_FRAMES) * HOP_LENGTH)
+            parts.append(log_mel(self.audio.read(start * HOP_LENGTH, stop))[a - start : b - start])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def features(self, f0: int, f1: int) -> np.ndarray:
         """[f1 - f0, D] features of motion frames f0 .. f1-1."""
@@ -138,28 +199,39 @@ class FeatureReader:
         lo = floor.astype(np.int64)
         last = self.n_enc - 1
         e0, e1 = int(min(lo[0], last)), int(min(lo[-1] + 1, last)) + 1
-        w0, w1 = max(0, e0 - self.context), min(self.n_enc, e1 + self.context)
-        encoded = self.net.audio_encoder(self.mel(w0 * SUBSAMPLING, min(self.n_mel, w1 * SUBSAMPLING)))
+        encoded = self.encoded(e0, e1)
         frac = (times - floor)[:, None]
         frac[lo + 1 > last] = 0.0
-        f_lo = encoded[np.minimum(lo, last) - w0]
-        f_hi = encoded[np.minimum(lo + 1, last) - w0]
+        f_lo = encoded[np.minimum(lo, last) - e0]
+        f_hi = encoded[np.minimum(lo + 1, last) - e0]
         return f_lo + (f_hi - f_lo) * frac
+
+    def encoded(self, e0: int, e1: int) -> np.ndarray:
+        """Audio-encoder frames e0 .. e1-1, in windows of ENCODER_CORE_FRAMES with their full
+        receptive field as context (as engine.numpy_runtime.decode.encode_audio_windowed)."""
+        parts = []
+        for a in range(e0, e1, ENCODER_CORE_FRAMES):
+            b = min(e1, a + ENCODER_CORE_FRAMES)
+            w0, w1 = max(0, a - self.context), min(self.n_enc, b + self.context)
+            window = self.net.audio_encoder(self.mel(w0 * SUBSAMPLING, min(self.n_mel, w1 * SUBSAMPLING)))
+            parts.append(window[a - w0 : b - w0])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 class RollingFrames:
-    """The not-yet-final frames of a long output, indexed by absolute frame; older frames go to `sink`."""
+    """The not-yet-final frames of a long output, indexed by absolute frame; final ones are taken out.
+    One buffer, grown when a group needs more and reused for the next group."""
 
-    def __init__(self, frame_shape: tuple[int, ...], sink: Callable[[np.ndarray], object]) -> None:
+    def __init__(self, frame_shape: tuple[int, ...]) -> None:
         self.start = 0
+        self.length = 0  # frames held: start .. start+length-1
         self.data = np.zeros((0, *frame_shape), dtype=np.float32)
-        self.sink = sink
 
     def _local(self, index: slice) -> slice:
         stop = index.stop - self.start
         if stop > self.data.shape[0]:
             grown = np.zeros((stop, *self.data.shape[1:]), dtype=np.float32)
-            grown[: self.data.shape[0]] = self.data
+            grown[: self.length] = self.data[: self.length]
             self.data = grown
         return slice(index.start - self.start, stop)
 
@@ -170,14 +242,23 @@ class RollingFrames:
     def __setitem__(self, index: slice, value: np.ndarray) -> None:
         local = self._local(index)
         self.data[local] = value
+        self.length = max(self.length, local.stop)
 
-    def flush(self, upto: int) -> None:
-        """Frames before `upto` are final: hand them to the sink and forget them."""
-        count = upto - self.start
-        if count > 0:
-            self.sink(self.data[:count])
-            self.data = self.data[count:].copy()
-            self.start = upto
+    def reserve(self, upto: int) -> None:
+        """Room for frames up to `upto` (one allocation for a whole group, not one per chunk)."""
+        self._local(slice(upto, upto))
+
+    def final(self, upto: int) -> np.ndarray:
+        """Frames start .. upto-1, which are final (a view: use it before `drop`)."""
+        return self.data[: max(0, upto - self.start)]
+
+    def drop(self, upto: int) -> None:
+        """Forget the frames before `upto`; the rest move to the front of the buffer."""
+        count = max(0, upto - self.start)
+        rest = self.data[count : self.length].copy()
+        self.data[: len(rest)] = rest
+        self.data[len(rest) :] = 0.0
+        self.start, self.length = self.start + count, len(rest)
 
 
 class PhoneReader:
@@ -197,9 +278,17 @@ class PhoneReader:
         if not final and self.pending.shape[0] >= PHONE_PIECE_FRAMES:
             cut = safe_phone_cut(self.pending.argmax(axis=1), self.fps)
         if cut:
-            self.phones += ctc_greedy_phones(self.pending[:cut], self.fps, time_offset=self.start / self.fps)
+            for phone in ctc_greedy_phones(self.pending[:cut], self.fps):
+                # times as the whole-stream read computes them (frame / fps): an offset added to a
+                # piece's times rounds differently, and captions compare gaps to exact limits
+                self.phones.append(
+                    replace(phone, start=self._absolute(phone.start), end=self._absolute(phone.end))
+                )
             self.pending = self.pending[cut:].copy()
             self.start += cut
+
+    def _absolute(self, seconds: float) -> float:
+        return (self.start + round(seconds * self.fps)) / self.fps
 
 
 def safe_phone_cut(best: np.ndarray, fps: float) -> int | None:
@@ -269,67 +358,134 @@ def animate_to_files(
     progress: Callable[[float], None] | None = None,
     cancel=None,
 ) -> WrittenTake:
-    """Animate `job.audio` and write the take (.npz) and caption files it names; all or nothing."""
+    """Animate `job.audio` and write the take (.npz) and caption files it names; all or nothing.
+    `progress(fraction)` is called as work proceeds; setting the `cancel` Event stops with Cancelled."""
+    import time
+
     from engine.captions import build_captions
 
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dualface_take_") as name:
         folder = Path(name)
         n_frames, audio_phones, lip_phones = _decode_to_raw(net, job, plan, folder, progress, cancel)
         captions = build_captions(lip_phones, audio_phones, job.language) if job.captions else []
-        take = WrittenTake(job.fps, n_frames, audio_phones, lip_phones, captions)
+        meta = {**job.meta, "batch_seconds": round(time.perf_counter() - started, 4)}  # as Engine.animate
+        take = WrittenTake(job.fps, n_frames, audio_phones, lip_phones, captions, meta)
+        check_cancel(cancel)
         _write_files(net, job, take, folder)
+    if progress is not None:
+        progress(1.0)
     return take
 
 
+PREPARE_SHARE = 0.05  # of the progress bar: converting the audio and measuring its levels
+
+
 def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Path, progress, cancel):
-    """Decode group by group; offsets and ARKit go to raw files in `folder`. -> (frames, phones...)"""
+    """Decode group by group; finished offsets and ARKit go to raw files in `folder`.
+    -> (frames, audio phones, lip phones)"""
     from engine.audio.features import n_motion_frames
-    from engine.inference.chunking import Chunk
+    from engine.inference.rest import rest_weights_from_levels
     from engine.inference.schedule import schedule_to_cond
 
     cfg = net.cfg
     audio = AudioFile16k(job.audio, folder)
+    levels = audio.normalize_level(cancel)  # the level training saw, as Engine.animate does
     n_frames = n_motion_frames(audio.n_samples, job.fps)
-    reader = FeatureReader(net, audio, job.fps, n_frames)
+    rest = rest_weights_from_levels(levels, job.fps, n_frames)
+    cond = schedule_to_cond(job.schedule, n_frames, job.fps)
+    if progress is not None:
+        progress(PREPARE_SHARE)
     audio_phones, lip_phones = PhoneReader(job.fps), PhoneReader(job.fps)
+    state = _TakeState(net, job, plan, FeatureReader(net, audio, job.fps, n_frames), cond, audio_phones)
     lips = LipReaderStream(net, lip_phones)
     jobs = plan_jobs(0, n_frames, plan)
-    steps = max(j.chunk.length for j in jobs)
     groups = [jobs[i : i + GROUP_CHUNKS] for i in range(0, len(jobs), GROUP_CHUNKS)]
-    audio_done = 0
     with (folder / "offsets.f32").open("wb") as offsets_raw, (folder / "arkit.f32").open("wb") as arkit_raw:
-        targets = (
-            RollingFrames((cfg["n_vertices"], 3), lambda a: offsets_raw.write(a.astype("<f4").tobytes())),
-            RollingFrames(
-                (cfg["n_arkit"],), lambda a: arkit_raw.write(np.clip(a, 0, 1).astype("<f4").tobytes())
-            ),
-            RollingFrames((cfg["d_model"],), lips.push),
-        )
         for number, group in enumerate(groups):
-            f0 = group[0].chunk.decode_start
-            f1 = min(n_frames, group[-1].chunk.decode_start + steps + cfg["align_radius"])
-            features = reader.features(f0, f1)
-            own_end = group[-1].chunk.own_end
-            audio_phones.push(net.audio_logprobs(features[audio_done - f0 : own_end - f0]))
-            audio_done = own_end
-            clip = NumpyClip(
-                features, reader.valid[f0:f1], schedule_to_cond(job.schedule, f1 - f0, job.fps, f0), job.style
+            state.decode(
+                group,
+                max(j.chunk.length for j in jobs),
+                _group_progress(progress, number, len(groups)),
+                cancel,
             )
-            local = [
-                DecodeJob(
-                    0, Chunk(j.chunk.decode_start - f0, j.chunk.own_start - f0, j.chunk.own_end - f0), j.first
-                )
-                for j in group
-            ]
-            report = None if progress is None else (lambda f, n=number: progress((n + f) / len(groups)))
-            rows = decode_group(group_batch(net, [clip], local, steps), steps, cancel, report)
-            merge_group(net, group, rows, [targets], plan.fade_frames)
             final = groups[number + 1][0].chunk.own_start if number + 1 < len(groups) else n_frames
-            for target in targets:
-                target.flush(final)
+            offsets, arkit, motion = (target.final(final) for target in state.targets)
+            first = state.targets[0].start
+            for a in range(0, len(offsets), FINISH_FRAMES):  # small pieces: no copy of a whole group
+                done = _finish(
+                    offsets[a : a + FINISH_FRAMES], arkit[a : a + FINISH_FRAMES], rest, cond, first + a, job
+                )
+                offsets_raw.write(np.ascontiguousarray(done[0], dtype="<f4").data)
+                arkit_raw.write(np.ascontiguousarray(done[1], dtype="<f4").data)
+            lips.push(motion.copy())
+            del offsets, arkit, motion
+            for target in state.targets:
+                target.drop(final)
     lips.push(np.zeros((0, cfg["d_model"]), np.float32), final=True)
     audio_phones.push(np.zeros((0, cfg["n_phones"]), np.float32), final=True)
     return n_frames, audio_phones.phones, lip_phones.phones
+
+
+class _TakeState:
+    """The decoder's side of a long take: features, the not-yet-final frames, the audio phones."""
+
+    def __init__(self, net, job: LongTakeJob, plan: DecodePlan, reader: FeatureReader, cond, phones) -> None:
+        cfg = net.cfg
+        self.net, self.job, self.plan, self.reader, self.cond, self.phones = (
+            net,
+            job,
+            plan,
+            reader,
+            cond,
+            phones,
+        )
+        self.targets = (
+            RollingFrames((cfg["n_vertices"], 3)),
+            RollingFrames((cfg["n_arkit"],)),
+            RollingFrames((cfg["d_model"],)),
+        )
+        self.audio_done = 0  # audio log-probs are out for frames before this
+
+    def decode(self, group: list[DecodeJob], steps: int, report, cancel) -> None:
+        """Decode one group of chunks and cross-fade it into the targets (its buffers die here)."""
+        from engine.inference.chunking import Chunk
+
+        net = self.net
+        f0 = group[0].chunk.decode_start
+        f1 = min(self.reader.n_frames, group[-1].chunk.decode_start + steps + net.cfg["align_radius"])
+        for target in self.targets:
+            target.reserve(f1)
+        features = self.reader.features(f0, f1)
+        own_end = group[-1].chunk.own_end
+        self.phones.push(net.audio_logprobs(features[self.audio_done - f0 : own_end - f0]))
+        self.audio_done = own_end
+        clip = NumpyClip(features, self.reader.valid[f0:f1], self.cond[f0:f1], self.job.style)
+        local = [
+            DecodeJob(
+                0, Chunk(j.chunk.decode_start - f0, j.chunk.own_start - f0, j.chunk.own_end - f0), j.first
+            )
+            for j in group
+        ]
+        rows = decode_group(group_batch(net, [clip], local, steps), steps, cancel, report)
+        merge_group(net, group, rows, [self.targets], self.plan.fade_frames)
+
+
+def _group_progress(progress, number: int, total: int) -> Callable[[float], None] | None:
+    """Progress within decode group `number` of `total`, after the preparation's share."""
+    if progress is None:
+        return None
+    return lambda fraction: progress(PREPARE_SHARE + (1.0 - PREPARE_SHARE) * (number + fraction) / total)
+
+
+def _finish(offsets: np.ndarray, arkit: np.ndarray, rest: np.ndarray, cond: np.ndarray, first: int, job):
+    """engine.inference.finish of the final frames first .. first+len-1 (rest weights of the whole take)."""
+    from engine.inference.finish import finish_frames, finishes
+
+    if not finishes(offsets):
+        return offsets, np.clip(arkit, 0.0, 1.0)
+    span = slice(first, first + len(offsets))
+    return finish_frames(offsets, arkit, rest[span], job.fps, cond[span], job.style)
 
 
 def _write_files(net: Network, job: LongTakeJob, take: WrittenTake, folder: Path) -> None:
@@ -350,7 +506,7 @@ def _write_files(net: Network, job: LongTakeJob, take: WrittenTake, folder: Path
         audio_phonemes=take.audio_phonemes,
         lip_phonemes=take.lip_phonemes,
         captions=take.captions,
-        meta=job.meta,
+        meta=take.meta,
     ).save(folder / "info.npz")
     with zipfile.ZipFile(header) as archive:
         info = archive.read("info.npy")
@@ -362,7 +518,7 @@ def _write_files(net: Network, job: LongTakeJob, take: WrittenTake, folder: Path
         audio_phonemes=take.audio_phonemes,
         lip_phonemes=take.lip_phonemes,
         captions=take.captions,
-        meta=job.meta,
+        meta=take.meta,
     )
     with ExitStack() as stack:
         for path in job.caption_files:

@@ -24,10 +24,7 @@ from engine.numpy_runtime.decode import (
 )
 from engine.numpy_runtime.network import Network
 from engine.numpy_runtime.safetensors import WeightsFileError, payload_sha256, read_safetensors
-from engine.request import default_weights_path
-
-# engine.weights.FORMAT (engine.weights imports torch, so it is not imported here).
-FORMAT = "dualface-checkpoint-1"
+from engine.request import CHECKPOINT_FORMAT, default_weights_path
 
 
 class NumpyCheckpointError(RuntimeError):
@@ -52,7 +49,7 @@ def load_network(path: str | Path | None = None) -> Network:
         raise NumpyCheckpointError(str(error)) from None
     if data_hash is None and len(arrays) and payload_sha256(arrays, codes) != metadata.get("payload_sha256"):
         raise NumpyCheckpointError(f"tensor data of {path} does not match its recorded sha256: copy it again")
-    if metadata.get("format") != FORMAT:
+    if metadata.get("format") != CHECKPOINT_FORMAT:
         raise NumpyCheckpointError(f"{path} is not a DualFace checkpoint (format {metadata.get('format')!r})")
     try:
         config = json.loads(metadata["config"])

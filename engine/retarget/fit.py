@@ -77,6 +77,16 @@ def _solve(lhs: np.ndarray, rhs: np.ndarray, band: int) -> np.ndarray:
         return np.linalg.solve(lhs, rhs)
 
 
+def _surface(vertices: np.ndarray, faces: np.ndarray) -> tuple[SurfaceQuery, np.ndarray, np.ndarray]:
+    """What a fit asks of the mesh it fits to: closest-point queries, unit face normals, and which
+    faces touch the open border (closest points there are no real correspondence)."""
+    normals = face_normals(vertices, faces)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
+    rim = np.zeros(len(vertices), dtype=bool)
+    rim[np.unique(boundary_edges(faces))] = True
+    return SurfaceQuery(vertices, faces), normals, rim[faces].any(axis=1)
+
+
 def _apply(homog: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Each vertex's affine transform (rows of x [4n, 3]) applied to its rest position."""
     return np.einsum("ni,nic->nc", homog, x.reshape(len(homog), 4, 3))
@@ -106,12 +116,7 @@ def nonrigid_fit(
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
     src, faces = src[order], position[faces]  # the template renumbered: a banded system below
-    query = SurfaceQuery(tgt, t_faces)
-    tgt_normals = face_normals(tgt, t_faces)
-    tgt_normals /= np.maximum(np.linalg.norm(tgt_normals, axis=1, keepdims=True), 1e-30)
-    rim = np.zeros(len(tgt), dtype=bool)
-    rim[np.unique(boundary_edges(t_faces))] = True
-    rim_face = rim[t_faces].any(axis=1)
+    query, tgt_normals, rim_face = _surface(tgt, t_faces)
 
     gamma = np.array([1.0, 1.0, 1.0, settings.translation_weight])
     stiff = _stiffness(faces, n, gamma)
@@ -173,12 +178,7 @@ def similarity_icp(
     t_faces = np.asarray(template_faces, dtype=np.int64)
     user = np.asarray(user_vertices, dtype=np.float64)
     u_faces = np.asarray(user_faces, dtype=np.int64)
-    query = SurfaceQuery(user, u_faces)
-    user_normals = face_normals(user, u_faces)
-    user_normals /= np.maximum(np.linalg.norm(user_normals, axis=1, keepdims=True), 1e-30)
-    rim = np.zeros(len(user), dtype=bool)
-    rim[np.unique(boundary_edges(u_faces))] = True
-    rim_face = rim[u_faces].any(axis=1)
+    query, user_normals, rim_face = _surface(user, u_faces)
     tpl_normals = vertex_normals(tpl, t_faces)
     sim = start
     for _ in range(iterations):

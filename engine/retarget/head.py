@@ -25,6 +25,7 @@ from engine.retarget.errors import RetargetError
 from engine.retarget.fit import FitSettings, nonrigid_fit, similarity_icp
 from engine.retarget.landmarks import FIT_LANDMARKS, find_landmarks, template_landmarks
 from engine.retarget.mesh import check_mesh, mesh_hash
+from engine.retarget.numeric import SparseRows
 
 # A landmark set whose best similarity still misses by more than this share of the face height is
 # self-contradictory (left/right swapped, a point on the wrong feature).
@@ -50,6 +51,24 @@ def _inner_corners() -> tuple[int, int]:
     from engine.face import landmarks as lm
 
     return lm.MOUTH_CORNER_RIGHT[-1], lm.MOUTH_CORNER_LEFT[-1]
+
+
+def _correspond(
+    user_t: np.ndarray, faces: np.ndarray, fitted: np.ndarray, settings: TransferSettings | None
+) -> tuple[SparseRows, np.ndarray]:
+    """dense_correspondence of user points (in the template frame) onto the fitted template face."""
+    tpl = _template()
+    return dense_correspondence(
+        user_t,
+        faces,
+        fitted,
+        tpl.faces,
+        tpl.regions["lip_upper"],
+        tpl.regions["lip_lower"],
+        tpl.inner_lip_pairs,
+        _inner_corners(),
+        settings,
+    )
 
 
 def align_landmarks(user_marks: Mapping[str, np.ndarray]) -> Similarity:
@@ -142,17 +161,7 @@ def fit_head(
     lm_idx = np.array([tpl.landmarks[n] for n in pinned], dtype=np.int64)
     lm_pos = to_template.apply(np.stack([user_marks[n] for n in pinned])) if pinned else np.zeros((0, 3))
     fitted = nonrigid_fit(tpl.vertices, tpl.faces, user_t, faces, lm_idx, lm_pos, fit_settings)
-    matrix, lip_class = dense_correspondence(
-        user_t,
-        faces,
-        fitted,
-        tpl.faces,
-        tpl.regions["lip_upper"],
-        tpl.regions["lip_lower"],
-        tpl.inner_lip_pairs,
-        _inner_corners(),
-        transfer_settings,
-    )
+    matrix, lip_class = _correspond(user_t, faces, fitted, transfer_settings)
     if matrix.nnz == 0:
         raise RetargetError(
             "no vertex of the mesh lies on the fitted face; the landmarks are probably on another "
@@ -182,19 +191,8 @@ def attach_mesh(
 ) -> Correspondence:
     """Correspondence for a separate skin-like mesh (brows, lashes, beard) on an already fitted head."""
     vertices, faces = check_mesh(vertices, faces, "attached mesh", min_vertices=3)
-    tpl = _template()
     user_t = head.similarity.inverse().apply(vertices)
-    matrix, lip_class = dense_correspondence(
-        user_t,
-        faces,
-        head.fitted_template,
-        tpl.faces,
-        tpl.regions["lip_upper"],
-        tpl.regions["lip_lower"],
-        tpl.inner_lip_pairs,
-        _inner_corners(),
-        transfer_settings,
-    )
+    matrix, lip_class = _correspond(user_t, faces, head.fitted_template, transfer_settings)
     return Correspondence(
         matrix=matrix,
         similarity=head.similarity,

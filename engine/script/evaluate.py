@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.audio.io import MODEL_SAMPLE_RATE
+
 HELD_OUT_VOICES = (
     ("flite", "slt", "en", None),
     ("espeak", "en-us", "en", "f3"),
@@ -44,8 +46,8 @@ def _join(first, second, pause_s: float) -> Clip:
     """Two utterances with `pause_s` of silence between them: a script line with a real pause."""
     from engine.data.record import Phone
 
-    gap = np.zeros(int(round(pause_s * 16000)), np.float32)
-    shift = (len(first.audio) + len(gap)) / 16000
+    gap = np.zeros(int(round(pause_s * MODEL_SAMPLE_RATE)), np.float32)
+    shift = (len(first.audio) + len(gap)) / MODEL_SAMPLE_RATE
     phones = list(first.phones)
     last = phones[-1]
     phones[-1] = Phone(last.phone, last.start, shift) if last.phone == "sil" else last
@@ -98,7 +100,7 @@ def _aligner_words(
     from engine.script.scripted import align_logprobs
     from engine.script.take import ALIGN_RATE_FACTOR, align_take
 
-    job = engine._prepare(as_request(clip.audio, sample_rate=16000, text=""))
+    job = engine._prepare(as_request(clip.audio, sample_rate=MODEL_SAMPLE_RATE, text=""))
     logprobs = align_logprobs(engine.runner, engine._encode(job, None))
     rate = job.fps * ALIGN_RATE_FACTOR
     alignment = align_take(job.audio, script, language, logprobs, rate, aligner=aligner)
@@ -108,9 +110,11 @@ def _aligner_words(
 def _measure_clip(engine, voice, script: str, clip: Clip, fps: float, results: dict) -> None:
     from engine.script.evaluate_motion import motion_rates
 
-    audio_s = len(clip.audio) / 16000
+    audio_s = len(clip.audio) / MODEL_SAMPLE_RATE
     started = time.perf_counter()
-    take = engine.animate(clip.audio, sample_rate=16000, fps=fps, text=script, language=voice.language)
+    take = engine.animate(
+        clip.audio, sample_rate=MODEL_SAMPLE_RATE, fps=fps, text=script, language=voice.language
+    )
     runs = {"shipped": (_words_of(take.meta["script"]), time.perf_counter() - started)}
     for aligner in ("ctc", "pocketsphinx") if voice.language == "en" else ("ctc",):
         started = time.perf_counter()
@@ -143,23 +147,25 @@ def bench_scripted(seconds: float = 60.0, repeats: int = 3, threads: int | None 
         utt = synthesize(sentence, voice)
         pieces += [utt.audio, np.zeros(4000, np.float32)]
         lines.append(sentence)
-        total += len(utt.audio) / 16000 + 0.25
+        total += len(utt.audio) / MODEL_SAMPLE_RATE + 0.25
         if total >= seconds:
             break
-    audio = np.concatenate(pieces)[: int(seconds * 16000)]
+    audio = np.concatenate(pieces)[: int(seconds * MODEL_SAMPLE_RATE)]
     script = " ".join(lines)
     engine = Engine(device="cpu", threads=threads)
-    engine.animate(audio[:32000], sample_rate=16000, text=lines[0])  # warm-up: imports, eSpeak, caches
+    engine.animate(
+        audio[: 2 * MODEL_SAMPLE_RATE], sample_rate=MODEL_SAMPLE_RATE, text=lines[0]
+    )  # warm-up: imports, eSpeak, caches
     times: dict[str, list[float]] = {"audio_only": [], "with_text": []}
     cpu: dict[str, list[float]] = {"audio_only": [], "with_text": []}
     for _ in range(repeats):
         for key, text in (("audio_only", ""), ("with_text", script)):
             started, started_cpu = time.perf_counter(), time.process_time()
-            engine.animate(audio, sample_rate=16000, text=text)
+            engine.animate(audio, sample_rate=MODEL_SAMPLE_RATE, text=text)
             times[key].append(time.perf_counter() - started)
             cpu[key].append(time.process_time() - started_cpu)
     return {
-        "audio_s": round(len(audio) / 16000, 1),
+        "audio_s": round(len(audio) / MODEL_SAMPLE_RATE, 1),
         "backend": engine.backend,
         **{f"{key}_s": round(float(np.median(v)), 3) for key, v in times.items()},
         **{f"{key}_cpu_s": round(float(np.median(v)), 3) for key, v in cpu.items()},

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-CLOSED_M = 0.001
-REST_MIN_S = 0.3
-REST_TRIM_S = 0.1
+from engine.audio.io import MODEL_SAMPLE_RATE
+from engine.metrics import REST_MIN_PAUSE_S as REST_MIN_S
+from engine.metrics import REST_TRIM_S, TOUCH_MM
+
+CLOSED_M = TOUCH_MM / 1000.0
 
 
 def closure_and_rest(gap: np.ndarray, phones, fps: float) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -47,7 +49,7 @@ def motion_rates(engine, scripted, clip, fps: float, acc: dict) -> None:
     from engine.face.template import load_template
 
     template = load_template().vertices[None]
-    audio_only = engine.animate(clip.audio, sample_rate=16000, fps=fps, text="", captions=False)
+    audio_only = engine.animate(clip.audio, sample_rate=MODEL_SAMPLE_RATE, fps=fps, text="", captions=False)
     for name, take in (("audio-only", audio_only), ("script", scripted)):
         for output, vertices in (
             ("vertex", take.offsets + template),

@@ -12,16 +12,17 @@ from dataclasses import replace
 
 import numpy as np
 
+from engine.audio.io import MODEL_SAMPLE_RATE
 from engine.script.align import AlignedPhone, Alignment
 
 HOP_S = 0.01
 QUIET_RATIO = 0.03  # under 3 % of the loud frames' RMS (-30 dB) is silence
-MIN_PAUSE_S = 0.12  # quieter runs than this are stop closures, not pauses
+MIN_QUIET_S = 0.12  # quieter runs than this are stop closures, not pauses
 MIN_PHONE_S = 0.04  # a phone keeps at least this much when a pause is cut out of it
 
 
-def quiet_runs(audio: np.ndarray, sample_rate: int = 16000) -> list[tuple[float, float]]:
-    """(start, end) seconds of every quiet stretch at least MIN_PAUSE_S long."""
+def quiet_runs(audio: np.ndarray, sample_rate: int = MODEL_SAMPLE_RATE) -> list[tuple[float, float]]:
+    """(start, end) seconds of every quiet stretch at least MIN_QUIET_S long."""
     hop = int(sample_rate * HOP_S)
     n = len(audio) // hop
     if n == 0:
@@ -35,7 +36,7 @@ def quiet_runs(audio: np.ndarray, sample_rate: int = 16000) -> list[tuple[float,
     edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
     runs = []
     for first, last in zip(edges[::2], edges[1::2]):
-        if (last - first) * HOP_S >= MIN_PAUSE_S:
+        if (last - first) * HOP_S >= MIN_QUIET_S:
             runs.append((first * HOP_S, last * HOP_S))
     return runs
 
@@ -55,7 +56,7 @@ def _carve(phones: list[AlignedPhone], lo: float, hi: float) -> None:
         return
 
 
-def carve_pauses(alignment: Alignment, audio: np.ndarray, sample_rate: int = 16000) -> Alignment:
+def carve_pauses(alignment: Alignment, audio: np.ndarray, sample_rate: int = MODEL_SAMPLE_RATE) -> Alignment:
     """The alignment with phones cut back out of the audio's pauses (the gaps become silence)."""
     runs = quiet_runs(audio, sample_rate)
     if not runs:

@@ -16,6 +16,7 @@ from engine.script.align import AlignedPhone, AlignedWord, Alignment
 from engine.script.phonemize import WordPhones
 
 SPHINX_FRAME_RATE = 100.0
+SPHINX_SAMPLE_RATE = 16000  # the rate pocketsphinx's acoustic model was trained at
 # Our inventory's extra phones have no CMU symbol: the nearest sound it has.
 _TO_CMU = {"RR": "R", "X": "HH", "UE": "UW", "NY": "N"}
 _LOCK = threading.Lock()
@@ -34,7 +35,7 @@ def sphinx_available() -> bool:
 def _decoder():
     import pocketsphinx
 
-    return pocketsphinx.Decoder(samprate=16000, bestpath=False, loglevel="FATAL")
+    return pocketsphinx.Decoder(samprate=SPHINX_SAMPLE_RATE, bestpath=False, loglevel="FATAL")
 
 
 def _dictionary_words(decoder, words: list[WordPhones]) -> list[list[str]]:
@@ -86,14 +87,14 @@ def _run(decoder, pcm: bytes, groups: list[list[str]], phones: bool) -> list[lis
 
 
 def sphinx_align(
-    audio: np.ndarray, words: list[WordPhones], sample_rate: int = 16000, phones: bool = True
+    audio: np.ndarray, words: list[WordPhones], sample_rate: int = SPHINX_SAMPLE_RATE, phones: bool = True
 ) -> Alignment:
     """Align the script words to 16 kHz mono float audio; raises RuntimeError when it cannot.
 
     `phones=False` runs only the word pass (half the cost): each word then carries one phone named
     "WORD" spanning it, for the caller to fill with phones timed another way.
     """
-    if sample_rate != 16000:
+    if sample_rate != SPHINX_SAMPLE_RATE:
         raise ValueError("pocketsphinx alignment needs 16 kHz audio")
     pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767).astype(np.int16).tobytes()
     with _LOCK:

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.audio.features import FRAME_RATE as MEL_FPS
+from engine.audio.features import N_MELS
 from engine.data.record import Clip, Phone
 from engine.emotions import EMOTIONS, emotion_id
 from engine.phonemes import SILENCE, phone_id
 
-MEL_FPS = 100.0  # log_mel hop is 10 ms
-N_MELS = 80
 CACHE_FORMAT = 1  # bump when the cached arrays change meaning
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.audio.io import MODEL_SAMPLE_RATE as SAMPLE_RATE
 from engine.data.record import Phone
 
-SAMPLE_RATE = 16_000
 _VOWELS = ("AA", "IY", "UW", "EH", "OW")
 _CONSONANTS = ("P", "B", "M", "F", "S", "T", "L")
 _FRICATIVES = {"F", "S"}

@@ -24,6 +24,7 @@ import numpy as np
 from engine.data.record import Phone
 from engine.data.tts.espeak_phones import is_marker, map_espeak_phone
 from engine.data.tts.voice import (
+    SAMPLE_RATE,
     TTSError,
     TTSUnavailableError,
     Utterance,
@@ -299,11 +300,11 @@ def synthesize_espeak(text: str, voice: Voice) -> Utterance:
             b = sample + (end_sample - sample) * share[1]
             segments.append((phone, a / sr, b / sr))
     audio = to_model_audio(raw, sr)
-    duration = len(audio) / 16000
+    duration = len(audio) / SAMPLE_RATE
     segments = _extend_stop_closures(segments, raw.astype(np.float32), sr)
     phones = tile_phones(segments, duration)
     words = _words(cleaned, events, phones, sr, duration)
-    return Utterance(audio, 16000, phones, words, cleaned, voice, symbols)
+    return Utterance(audio, SAMPLE_RATE, phones, words, cleaned, voice, symbols)
 
 
 def _frame_rms(audio: np.ndarray, sr: int, hop_s: float = 0.005) -> tuple[np.ndarray, int]:

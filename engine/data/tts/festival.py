@@ -13,15 +13,17 @@ from pathlib import Path
 import soundfile as sf
 
 from engine.data.tts.voice import (
-    DEFAULT_PITCH,
     DEFAULT_RATE,
+    RUN_TIMEOUT_S,
+    SAMPLE_RATE,
     TTSError,
     TTSUnavailableError,
     Utterance,
     Voice,
     ascii_english,
-    check_prosody,
+    check_english_voice,
     check_text,
+    target_f0,
     tile_phones,
     to_model_audio,
 )
@@ -36,10 +38,8 @@ FESTIVAL_VOICES: dict[str, float | None] = {
     "cmu_us_slt_arctic_hts": None,
 }
 _PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k"}
-_TIMEOUT_S = 60
 _PHONE_MAP = {"pau": SILENCE, "h#": SILENCE, "#": SILENCE, "ax": "AH", "axr": "ER", "dx": "T", "el": "L",
               "em": "M", "en": "N", "nx": "N", "hv": "HH"}  # fmt: skip
-_PITCH_OCTAVES = 0.5
 
 
 def _installed_voices() -> list[str]:
@@ -61,17 +61,7 @@ def list_festival_voices(language: str | None = None) -> list[Voice]:
 
 
 def _check_voice(voice: Voice) -> None:
-    if voice.language != "en":
-        raise ValueError(
-            f"Festival voices here speak English only ('en'), not {voice.language!r}; use espeak"
-        )
-    if voice.name not in FESTIVAL_VOICES:
-        raise ValueError(
-            f"unknown Festival voice {voice.name!r}; choose one of: {', '.join(FESTIVAL_VOICES)}"
-        )
-    if voice.variant is not None:
-        raise ValueError("Festival voices have no variants; set variant=None")
-    check_prosody(voice)
+    check_english_voice(voice, "Festival", FESTIVAL_VOICES)
     if shutil.which("festival") is None:
         raise TTSUnavailableError("`festival` not found on PATH; install it with `apt-get install festival`")
     if voice.name not in _installed_voices():
@@ -96,9 +86,8 @@ def map_festival_phone(symbol: str) -> str:
 
 def _script(text: str, voice: Voice, wav_path: str) -> str:
     lines = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {DEFAULT_RATE / voice.rate:.4f})"]
-    f0 = FESTIVAL_VOICES[voice.name]
-    if f0 is not None and voice.pitch != DEFAULT_PITCH:
-        target = f0 * 2.0 ** ((voice.pitch - DEFAULT_PITCH) / 50.0 * _PITCH_OCTAVES)
+    target = target_f0(FESTIVAL_VOICES[voice.name], voice)
+    if target is not None:
         lines.append(
             f"(set! int_lr_params '((target_f0_mean {target:.1f}) (target_f0_std {0.14 * target:.1f}) "
             "(model_f0_mean 170) (model_f0_std 34)))"
@@ -129,17 +118,17 @@ def synthesize_festival(text: str, voice: Voice) -> Utterance:
                 capture_output=True,
                 text=True,
                 errors="replace",
-                timeout=_TIMEOUT_S,
+                timeout=RUN_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
-            raise TTSError(f"Festival did not finish within {_TIMEOUT_S} s") from None
+            raise TTSError(f"Festival did not finish within {RUN_TIMEOUT_S} s") from None
         if done.returncode != 0 or "SIOD ERROR" in done.stdout + done.stderr or not os.path.exists(wav_path):
             raise TTSError(f"Festival failed: {(done.stderr or done.stdout).strip()[:300]}")
         raw, sr = sf.read(wav_path, dtype="int16", always_2d=False)
     if len(raw) == 0:
         raise TTSError(f"Festival produced no audio for {text[:40]!r}")
     audio = to_model_audio(raw, int(sr))
-    duration = len(audio) / 16000
+    duration = len(audio) / SAMPLE_RATE
     segments: list[tuple[str, float, float]] = []
     symbols: list[str] = []
     words: list[tuple[str, float, float]] = []
@@ -158,4 +147,4 @@ def synthesize_festival(text: str, voice: Voice) -> Utterance:
     if not segments:
         raise TTSError(f"Festival printed no segments for {text[:40]!r}")
     phones = tile_phones(segments, duration)
-    return Utterance(audio, 16000, phones, words, cleaned, voice, symbols)
+    return Utterance(audio, SAMPLE_RATE, phones, words, cleaned, voice, symbols)

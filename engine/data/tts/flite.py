@@ -16,15 +16,17 @@ import tempfile
 import soundfile as sf
 
 from engine.data.tts.voice import (
-    DEFAULT_PITCH,
     DEFAULT_RATE,
+    RUN_TIMEOUT_S,
+    SAMPLE_RATE,
     TTSError,
     TTSUnavailableError,
     Utterance,
     Voice,
     ascii_english,
-    check_prosody,
+    check_english_voice,
     check_text,
+    target_f0,
     tile_phones,
     to_model_audio,
 )
@@ -36,9 +38,7 @@ ENGINE = "flite"
 # Voice -> its typical f0 in Hz, so `pitch` can move it. "awb_time" is a talking clock (says only
 # times) and "kal" is "kal16" at 8 kHz: both left out. rms ignores f0 targets.
 FLITE_VOICES: dict[str, float | None] = {"slt": 160.0, "kal16": 95.0, "awb": 120.0, "rms": None}
-_TIMEOUT_S = 60
 _PHONE_MAP = {"pau": SILENCE, "ax": "AH", "axr": "ER", "dx": "T", "h#": SILENCE, "brth": SILENCE}
-_PITCH_OCTAVES = 0.5  # pitch 0..100 spans -half..+half an octave around the voice's own f0
 
 
 def _binary(name: str) -> str:
@@ -59,13 +59,7 @@ def list_flite_voices(language: str | None = None) -> list[Voice]:
 
 
 def _check_voice(voice: Voice) -> None:
-    if voice.language != "en":
-        raise ValueError(f"Flite speaks English only (language 'en'), not {voice.language!r}; use espeak")
-    if voice.name not in FLITE_VOICES:
-        raise ValueError(f"unknown Flite voice {voice.name!r}; choose one of: {', '.join(FLITE_VOICES)}")
-    if voice.variant is not None:
-        raise ValueError("Flite voices have no variants; set variant=None")
-    check_prosody(voice)
+    check_english_voice(voice, "Flite", FLITE_VOICES)
 
 
 def map_flite_phone(symbol: str) -> str:
@@ -80,10 +74,10 @@ def map_flite_phone(symbol: str) -> str:
 def _run(args: list[str]) -> str:
     try:
         done = subprocess.run(
-            args, capture_output=True, text=True, errors="replace", timeout=_TIMEOUT_S, check=False
+            args, capture_output=True, text=True, errors="replace", timeout=RUN_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired:
-        raise TTSError(f"{os.path.basename(args[0])} did not finish within {_TIMEOUT_S} s") from None
+        raise TTSError(f"{os.path.basename(args[0])} did not finish within {RUN_TIMEOUT_S} s") from None
     if done.returncode != 0:
         raise TTSError(f"{os.path.basename(args[0])} failed ({done.returncode}): {done.stderr.strip()[:300]}")
     return done.stdout
@@ -94,9 +88,8 @@ def synthesize_flite(text: str, voice: Voice) -> Utterance:
     cleaned = ascii_english(check_text(text), "Flite")
     flite = _binary("flite")
     options = ["-voice", voice.name, "--setf", f"duration_stretch={DEFAULT_RATE / voice.rate:.4f}"]
-    f0 = FLITE_VOICES[voice.name]
-    if f0 is not None and voice.pitch != DEFAULT_PITCH:
-        target = f0 * 2.0 ** ((voice.pitch - DEFAULT_PITCH) / 50.0 * _PITCH_OCTAVES)
+    target = target_f0(FLITE_VOICES[voice.name], voice)
+    if target is not None:
         options += ["--setf", f"int_f0_target_mean={target:.1f}"]
     with tempfile.TemporaryDirectory(prefix="dualface-flite-") as tmp:
         wav_path = os.path.join(tmp, "out.wav")
@@ -107,7 +100,7 @@ def synthesize_flite(text: str, voice: Voice) -> Utterance:
     if seg_line is None or len(raw) == 0:
         raise TTSError(f"Flite produced no speech for {text[:40]!r}")
     audio = to_model_audio(raw, int(sr))
-    duration = len(audio) / 16000
+    duration = len(audio) / SAMPLE_RATE
     segments: list[tuple[str, float, float]] = []
     symbols: list[str] = []
     cursor = 0.0
@@ -119,7 +112,7 @@ def synthesize_flite(text: str, voice: Voice) -> Utterance:
         cursor = end_s
     phones = tile_phones(segments, duration)
     words = _words(_tokens(cleaned), segments)
-    return Utterance(audio, 16000, phones, words, cleaned, voice, symbols)
+    return Utterance(audio, SAMPLE_RATE, phones, words, cleaned, voice, symbols)
 
 
 def _tokens(text: str) -> list[str]:

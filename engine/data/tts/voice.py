@@ -12,15 +12,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.signal import resample_poly
 
+from engine.audio.io import MODEL_SAMPLE_RATE as SAMPLE_RATE
 from engine.data.record import Phone
 from engine.phonemes import PHONES, SILENCE
 
-SAMPLE_RATE = 16000
 DEFAULT_RATE = 175  # words per minute, espeak's default; every backend reads rate on this scale
 DEFAULT_PITCH = 50  # 0..100, 50 = the voice's own pitch
 RATE_RANGE = (80, 450)
 PITCH_RANGE = (0, 100)
 MAX_TEXT_CHARS = 2000
+PITCH_OCTAVES = 0.5  # pitch 0..100 spans -half..+half an octave around an f0 target (Flite, Festival)
+RUN_TIMEOUT_S = 60  # a TTS command still running after this long has hung
 
 
 class TTSError(RuntimeError):
@@ -135,6 +137,25 @@ def check_prosody(voice: Voice) -> None:
         raise ValueError(
             f"voice pitch {voice.pitch} is outside {lo}..{hi}; {DEFAULT_PITCH} is the voice's own"
         )
+
+
+def check_english_voice(voice: Voice, engine: str, known: dict[str, float | None]) -> None:
+    """The voice checks of the English-only command-line engines (Flite, Festival): no variants."""
+    if voice.language != "en":
+        raise ValueError(f"{engine} speaks English only (language 'en'), not {voice.language!r}; use espeak")
+    if voice.name not in known:
+        raise ValueError(f"unknown {engine} voice {voice.name!r}; choose one of: {', '.join(known)}")
+    if voice.variant is not None:
+        raise ValueError(f"{engine} voices have no variants; set variant=None")
+    check_prosody(voice)
+
+
+def target_f0(voice_f0: float | None, voice: Voice) -> float | None:
+    """The f0 (Hz) the voice's `pitch` asks of an engine that takes an f0 target; None to leave the
+    engine's own (no target known for the voice, or the default pitch)."""
+    if voice_f0 is None or voice.pitch == DEFAULT_PITCH:
+        return None
+    return voice_f0 * 2.0 ** ((voice.pitch - DEFAULT_PITCH) / 50.0 * PITCH_OCTAVES)
 
 
 def to_model_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
