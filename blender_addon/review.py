@@ -3,8 +3,9 @@
 Text strips in the artist's own scene would replace its 3D render (Blender renders the sequencer
 instead of the scene as soon as it holds a visual strip, and a scene strip cannot show its own
 scene), so captions go into a companion scene 'DF Review - <scene>' that DualFace owns entirely:
-a scene strip of the artist's scene, the take's sound strip and one text strip per caption,
-coloured by sync score. Rendering that scene gives an MP4 with audio and burned-in captions.
+a scene strip of the artist's scene, the take's sound strip and the captions as text strips
+coloured by sync score (a scripted line word by word, each word in its own colour). Rendering that
+scene gives an MP4 with audio and burned-in captions.
 
 When the scene's camera does not show the animated face (no camera, the face out of frame, too
 small, or hidden behind something), the review uses a DualFace portrait camera instead; the
@@ -44,7 +45,7 @@ MIN_VISIBLE_FILL = 0.25  # a scene camera that shows the face smaller than this 
 
 CAPTION_HEIGHT = 0.065  # caption font size as a share of the frame height
 CAPTION_CHANNEL = 3  # the bottom caption row; a caption stacked above it goes higher
-ROW_WIDTH_SHARE = 0.92  # a row of script words may fill this share of the frame's width
+CAPTION_WIDTH = 0.92  # a caption line (a row of script words) may fill this share of the frame width
 TITLE_HEIGHT = 0.04
 PREVIEW_AA = "OFF"  # Workbench anti-aliasing: "8" costs about 7x the render time on a CPU rasteriser
 
@@ -137,7 +138,7 @@ def _add_line_strip(review, name: str, caption: dict, first: int, last: int, cha
     strip.color = sync_colour(caption["sync"])
     strip.location = (0.5, _caption_y(channel))
     _anchor(strip, "CENTER", "BOTTOM")
-    strip.wrap_width = 0.92
+    strip.wrap_width = CAPTION_WIDTH
     _legible(strip, box_alpha=0.62)
 
 
@@ -157,7 +158,7 @@ def add_word_rows(review: bpy.types.Scene, layout: dict, plan: _ChannelPlan | No
     frame_width, _ = _output_size(review)
     count = 0
     for first, last, caption in layout["spans"]:
-        rows = word_rows(caption, measure, frame_width * ROW_WIDTH_SHARE)
+        rows = word_rows(caption, measure, frame_width * CAPTION_WIDTH)
         begins = [first]
         for row in rows[1:]:
             begins.append(max(begins[-1] + 1, start + int(round(row.start * fps))))
@@ -309,7 +310,7 @@ def _word_measure(review: bpy.types.Scene):
 def _interface_font_path() -> str | None:
     from pathlib import Path
 
-    folder = bpy.utils.system_resource("DATAFILES", path="fonts")  # type: ignore[attr-defined]  # not in the stubs
+    folder = bpy.utils.system_resource("DATAFILES", path="fonts")  # type: ignore[attr-defined]
     path = Path(folder) / "Inter.woff2" if folder else None
     return str(path) if path is not None and path.is_file() else None
 

@@ -375,40 +375,6 @@ def test_pcm_wav_without_soundfile_reads_what_soundfile_reads(tmp_path):
     assert read_pcm_wav(tmp_path / "float.wav") == (None, 0)  # float WAV: Blender's aud decodes it
 
 
-def test_streamed_long_take_equals_the_in_memory_decode(tmp_path, monkeypatch):
-    """engine.numpy_runtime.long_take in small groups (several group seams, phone pieces, encoder
-    windows) gives the in-memory decode's motion, ARKit and phones, and writes a loadable take."""
-    from engine.animation import Animation
-    from engine.api import log_mel_windowed
-    from engine.audio.io import load_audio
-    from engine.captions import ctc_greedy_phones
-    from engine.inference.schedule import parse_schedule, schedule_to_cond
-    from engine.numpy_runtime import decode, long_take
-
-    model = NumpyModel(save_checkpoint(random_model(5), tmp_path / "m.safetensors"))
-    monkeypatch.setattr(long_take, "GROUP_CHUNKS", 2)
-    monkeypatch.setattr(long_take, "PHONE_PIECE_FRAMES", 40)
-    wav = write_test_wav(tmp_path / "long.wav", 9.0)
-    keys = parse_schedule([(0, "neutral", 1), (4, "happy", 0.7)])
-    style = np.full(5, 0.5, np.float32)
-    job = long_take.LongTakeJob(wav, 30.0, keys, style, tmp_path / "take.npz", (tmp_path / "take.srt",))
-    written = long_take.animate_to_files(model.network, job, PLAN)
-
-    audio = load_audio(wav)
-    n = n_motion_frames(audio.shape[0], 30.0)
-    clip = model.encode(log_mel_windowed(audio), 30.0, n, schedule_to_cond(keys, n, 30.0), style)
-    offsets, arkit, motion = decode.decode_clips(model.network, [clip], PLAN)[0]
-    take = Animation.load(tmp_path / "take.npz")
-    assert written.n_frames == take.n_frames == n == 270
-    assert np.abs(take.offsets - offsets).max() <= 1e-6 * max(1.0, float(np.abs(offsets).max()))
-    assert np.abs(take.arkit - np.clip(arkit, 0, 1)).max() <= 1e-5
-    for ours, theirs in ((take.lip_phonemes, ctc_greedy_phones(model.lip_logprobs(motion), 30.0)),
-                         (take.audio_phonemes, ctc_greedy_phones(model.audio_logprobs(clip), 30.0))):  # fmt: skip
-        assert [p.phone for p in ours] == [p.phone for p in theirs]
-        assert max(abs(p.start - q.start) + abs(p.end - q.end) for p, q in zip(ours, theirs)) < 1e-6
-    assert (tmp_path / "take.srt").is_file()
-
-
 def test_numpy_engine_streams_and_exposes_the_model_through_a_torch_engine(tmp_path):
     from engine.api import Engine
 

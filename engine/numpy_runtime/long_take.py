@@ -28,6 +28,7 @@ import numpy as np
 from engine.audio.io import MODEL_SAMPLE_RATE
 from engine.inference.chunking import ENCODER_CORE_FRAMES, DecodePlan, encoder_context_frames
 from engine.inference.control import check_cancel
+from engine.inference.schedule import schedule_to_cond
 from engine.numpy_runtime.decode import (
     ENCODER_RATE,
     GROUP_CHUNKS,
@@ -386,18 +387,16 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
     -> (frames, audio phones, lip phones)"""
     from engine.audio.features import n_motion_frames
     from engine.inference.rest import rest_weights_from_levels
-    from engine.inference.schedule import schedule_to_cond
 
     cfg = net.cfg
     audio = AudioFile16k(job.audio, folder)
-    levels = audio.normalize_level(cancel)  # the level training saw, as Engine.animate does
     n_frames = n_motion_frames(audio.n_samples, job.fps)
-    rest = rest_weights_from_levels(levels, job.fps, n_frames)
-    cond = schedule_to_cond(job.schedule, n_frames, job.fps)
+    # the level training saw, as Engine.animate does; the pauses' rest weights from the scaled levels
+    rest = rest_weights_from_levels(audio.normalize_level(cancel), job.fps, n_frames)
     if progress is not None:
         progress(PREPARE_SHARE)
     audio_phones, lip_phones = PhoneReader(job.fps), PhoneReader(job.fps)
-    state = _TakeState(net, job, plan, FeatureReader(net, audio, job.fps, n_frames), cond, audio_phones)
+    state = _TakeState(net, job, plan, FeatureReader(net, audio, job.fps, n_frames), audio_phones)
     lips = LipReaderStream(net, lip_phones)
     jobs = plan_jobs(0, n_frames, plan)
     groups = [jobs[i : i + GROUP_CHUNKS] for i in range(0, len(jobs), GROUP_CHUNKS)]
@@ -414,7 +413,7 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
             first = state.targets[0].start
             for a in range(0, len(offsets), FINISH_FRAMES):  # small pieces: no copy of a whole group
                 done = _finish(
-                    offsets[a : a + FINISH_FRAMES], arkit[a : a + FINISH_FRAMES], rest, cond, first + a, job
+                    offsets[a : a + FINISH_FRAMES], arkit[a : a + FINISH_FRAMES], rest, first + a, job
                 )
                 offsets_raw.write(np.ascontiguousarray(done[0], dtype="<f4").data)
                 arkit_raw.write(np.ascontiguousarray(done[1], dtype="<f4").data)
@@ -430,16 +429,9 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
 class _TakeState:
     """The decoder's side of a long take: features, the not-yet-final frames, the audio phones."""
 
-    def __init__(self, net, job: LongTakeJob, plan: DecodePlan, reader: FeatureReader, cond, phones) -> None:
+    def __init__(self, net, job: LongTakeJob, plan: DecodePlan, reader: FeatureReader, phones) -> None:
         cfg = net.cfg
-        self.net, self.job, self.plan, self.reader, self.cond, self.phones = (
-            net,
-            job,
-            plan,
-            reader,
-            cond,
-            phones,
-        )
+        self.net, self.job, self.plan, self.reader, self.phones = net, job, plan, reader, phones
         self.targets = (
             RollingFrames((cfg["n_vertices"], 3)),
             RollingFrames((cfg["n_arkit"],)),
@@ -460,7 +452,8 @@ class _TakeState:
         own_end = group[-1].chunk.own_end
         self.phones.push(net.audio_logprobs(features[self.audio_done - f0 : own_end - f0]))
         self.audio_done = own_end
-        clip = NumpyClip(features, self.reader.valid[f0:f1], self.cond[f0:f1], self.job.style)
+        cond = schedule_to_cond(self.job.schedule, f1 - f0, self.job.fps, f0)
+        clip = NumpyClip(features, self.reader.valid[f0:f1], cond, self.job.style)
         local = [
             DecodeJob(
                 0, Chunk(j.chunk.decode_start - f0, j.chunk.own_start - f0, j.chunk.own_end - f0), j.first
@@ -478,14 +471,15 @@ def _group_progress(progress, number: int, total: int) -> Callable[[float], None
     return lambda fraction: progress(PREPARE_SHARE + (1.0 - PREPARE_SHARE) * (number + fraction) / total)
 
 
-def _finish(offsets: np.ndarray, arkit: np.ndarray, rest: np.ndarray, cond: np.ndarray, first: int, job):
+def _finish(offsets: np.ndarray, arkit: np.ndarray, rest: np.ndarray, first: int, job: LongTakeJob):
     """engine.inference.finish of the final frames first .. first+len-1 (rest weights of the whole take)."""
     from engine.inference.finish import finish_frames, finishes
 
     if not finishes(offsets):
         return offsets, np.clip(arkit, 0.0, 1.0)
     span = slice(first, first + len(offsets))
-    return finish_frames(offsets, arkit, rest[span], job.fps, cond[span], job.style)
+    cond = schedule_to_cond(job.schedule, len(offsets), job.fps, first)  # the frames' own conditioning
+    return finish_frames(offsets, arkit, rest[span], job.fps, cond, job.style)
 
 
 def _write_files(net: Network, job: LongTakeJob, take: WrittenTake, folder: Path) -> None:

@@ -103,9 +103,12 @@ def _runs(review_scene) -> list:
     return sorted(strips, key=lambda s: (s.frame_final_start, s.location[0]))
 
 
-def _still(bpy, review_scene, frame: int, path: Path):
-    """Render one frame of the review scene; RGBA rows bottom-up, 0..1."""
+def _still(bpy, source, review_scene, frame: int, path: Path):
+    """Render one frame of the review scene with the preview look, as the movie is rendered
+    (RGBA rows bottom-up, 0..1)."""
     import numpy as np
+
+    from blender_addon import review
 
     settings = review_scene.render.image_settings
     if hasattr(settings, "media_type"):
@@ -113,7 +116,8 @@ def _still(bpy, review_scene, frame: int, path: Path):
     settings.file_format = "PNG"
     review_scene.render.filepath = str(path)
     review_scene.frame_set(frame)
-    with bpy.context.temp_override(scene=review_scene):
+    size = (review_scene.render.resolution_x, review_scene.render.resolution_y)
+    with review.preview_look(source, size), bpy.context.temp_override(scene=review_scene):
         bpy.ops.render.render(write_still=True, scene=review_scene.name)
     image = bpy.data.images.load(str(path))
     pixels = np.array(image.pixels[:], dtype=np.float32).reshape(image.size[1], image.size[0], 4)
@@ -161,7 +165,7 @@ def test_headless_scripted_take_shows_each_word_in_its_sync_colour(scene, tmp_pa
     view.render.resolution_x, view.render.resolution_y = 640, 360
     review.fit_captions(view)
     first = _runs(view)[0]
-    pixels = _still(bpy, view, first.frame_final_start + 1, tmp_path / "still.png")
+    pixels = _still(bpy, bpy.context.scene, view, first.frame_final_start + 1, tmp_path / "still.png")
     band = pixels[: int(360 * 0.2)]  # the bottom fifth: the caption row
     shown = {tuple(r.color) for r in _runs(view) if r.frame_final_start == first.frame_final_start}
     assert all(_near(band, colour).sum() > 20 for colour in shown)
@@ -218,11 +222,13 @@ def test_a_low_sync_word_renders_redder_than_a_high_sync_one(scripted_take, tmp_
     assert " ".join(r.text for r in runs).split() == [t for t, _ in WORDS]
     picked, peter = next(r for r in runs if r.text == "picked"), next(r for r in runs if r.text == "Peter")
     assert picked.color[0] > picked.color[1] and peter.color[1] > peter.color[0]  # 0.2 red, 0.95 green
-    xs = [r.location[0] for r in runs]
-    assert xs == sorted(xs) and len({r.channel for r in runs}) == len(runs)  # left to right, stacked
+    for start in {r.frame_final_start for r in runs}:  # each row: left to right, a channel per run
+        row = [r for r in runs if r.frame_final_start == start]
+        assert [r.location[0] for r in row] == sorted(r.location[0] for r in row)
+        assert len({r.channel for r in row}) == len(row)
     assert len(runs) < len(WORDS)  # same-coloured neighbours share a strip
 
-    pixels = _still(bpy, view, runs[0].frame_final_start + 1, tmp_path / "line.png")
+    pixels = _still(bpy, scene, view, runs[0].frame_final_start + 1, tmp_path / "line.png")
     measure = review._word_measure(view)
     band = pixels[: int(720 * 0.2)]
     for run in (picked, peter):  # in the render, each word's own pixels carry its colour
