@@ -36,10 +36,10 @@ from engine.request import AnimateRequest, as_request, check_fps, style_fields, 
 if TYPE_CHECKING:
     import torch
 
-MEL_WINDOW_SAMPLES = 30 * MODEL_SAMPLE_RATE
+MEL_WINDOW_SAMPLES = 10 * MODEL_SAMPLE_RATE  # log-mel computed 10 s at a time: the STFT's buffers stay small
 MEL_MARGIN_FRAMES = 4  # >= half the STFT window in hops: frames this far from a cut are exact
 HALF_PRECISION_TOLERANCE = 0.02
-LONG_TAKE_SECONDS = 120.0  # a take written to files from a longer recording streams (flat memory)
+LONG_TAKE_SECONDS = 60.0  # a take written to files from a longer recording streams (flat memory)
 
 __all__ = ["AnimateRequest", "AudioError", "Cancelled", "Engine"]
 
@@ -57,22 +57,37 @@ class _Clip:
     notes: tuple[str, ...] = ()
 
 
-def log_mel_windowed(audio: np.ndarray) -> np.ndarray:
-    """`engine.audio.features.log_mel` of any length in bounded memory (30 s windows, exact seams)."""
-    from engine.audio.features import HOP_LENGTH, log_mel, n_mel_frames
+def mel_pieces(n_samples: int) -> list[tuple[int, int]]:
+    """The log-mel frame ranges [first, last) computed at a time for a recording of `n_samples`:
+    one for a recording up to MEL_WINDOW_SAMPLES, else windows of that length. A long take that
+    streams (engine.numpy_runtime.long_take) computes the same pieces, so it gets the same numbers."""
+    from engine.audio.features import HOP_LENGTH, n_mel_frames
 
-    total = n_mel_frames(audio.shape[0])
-    if audio.shape[0] <= MEL_WINDOW_SAMPLES:
-        return log_mel(audio)
-    hop_frames = MEL_WINDOW_SAMPLES // HOP_LENGTH
-    parts = []
-    for first in range(0, total, hop_frames):
-        last = min(total, first + hop_frames)
-        start = max(0, first - MEL_MARGIN_FRAMES)
-        stop_sample = min(audio.shape[0], (last + MEL_MARGIN_FRAMES) * HOP_LENGTH)
-        mel = log_mel(audio[start * HOP_LENGTH : stop_sample])
-        parts.append(mel[first - start : last - start])
-    return np.concatenate(parts, axis=0)
+    total = n_mel_frames(n_samples)
+    if n_samples <= MEL_WINDOW_SAMPLES:
+        return [(0, total)]
+    size = MEL_WINDOW_SAMPLES // HOP_LENGTH
+    return [(first, min(total, first + size)) for first in range(0, total, size)]
+
+
+def log_mel_piece(
+    read: Callable[[int, int], np.ndarray], n_samples: int, first: int, last: int
+) -> np.ndarray:
+    """log-mel frames [first, last) of a recording whose samples `read(start, stop)` returns, from
+    the audio around them (MEL_MARGIN_FRAMES each side, so the frames are those of the whole)."""
+    from engine.audio.features import HOP_LENGTH, log_mel
+
+    start = max(0, first - MEL_MARGIN_FRAMES)
+    stop_sample = min(n_samples, (last + MEL_MARGIN_FRAMES) * HOP_LENGTH)
+    return log_mel(read(start * HOP_LENGTH, stop_sample))[first - start : last - start]
+
+
+def log_mel_windowed(audio: np.ndarray) -> np.ndarray:
+    """`engine.audio.features.log_mel` of any length in bounded memory (windows with exact seams)."""
+    parts = [
+        log_mel_piece(lambda a, b: audio[a:b], audio.shape[0], *piece) for piece in mel_pieces(audio.shape[0])
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
 
 class Engine:

@@ -4,13 +4,14 @@ An hour of 16 kHz audio is 230 MB as float32 and its motion 600 MB, so a long ta
 either. The recording is converted block by block into a raw 16 kHz file; a pass over it measures
 the speech level (engine.audio.level.LevelMeter), a second scales it in place and measures the
 10 ms frame levels the rest weights come from (engine.inference.rest.FrameLevels): both are what
-`Engine.animate` computes from the whole waveform. The decoder then runs group by group
-(`GROUP_CHUNKS` chunks, about 80 s) on features computed for just that group's frames -- log-mel
-with exact margins, the audio encoder with its full receptive field as context, as `Engine.animate`
-does for windows. Frames that no later chunk touches are finished (rest in pauses, ARKit refit:
-engine.inference.finish.finish_frames, frame by frame) and go straight to raw files; phones are
-read from the log-probs in pieces cut where no phone can reach across (so they equal the whole-take
-read); the .npz is assembled from the raw files at the end. Memory stays that of one group.
+`Engine.animate` computes from the whole waveform. The decoder then runs group by group on features
+computed for just that group's frames, cut exactly where the in-memory take cuts them (log-mel
+pieces of engine.api.mel_pieces, the audio encoder's windows, decode groups of
+engine.numpy_runtime.decode.GROUP_CHUNKS chunks), so the motion is the in-memory take's. Frames that
+no later chunk touches are finished (rest in pauses, ARKit refit: engine.inference.finish.finish_frames,
+frame by frame) and go straight to raw files; phones are read from the log-probs in pieces cut where
+no phone can reach across (so they equal the whole-take read); the .npz is assembled from the raw
+files at the end. Memory stays that of one group (about 80 s).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from engine.audio.io import MODEL_SAMPLE_RATE
-from engine.inference.chunking import ENCODER_CORE_FRAMES, DecodePlan, encoder_context_frames
+from engine.inference.chunking import ENCODER_CORE_FRAMES, DecodePlan, encoder_context_frames, plan_windows
 from engine.inference.control import check_cancel
 from engine.inference.schedule import schedule_to_cond
+from engine.numpy_runtime import decode as numpy_decode
 from engine.numpy_runtime.decode import (
     ENCODER_RATE,
-    GROUP_CHUNKS,
     SUBSAMPLING,
     DecodeJob,
     NumpyClip,
@@ -44,7 +45,6 @@ from engine.numpy_runtime.decode import (
 from engine.numpy_runtime.network import Network
 
 BLOCK_SAMPLES = 16000 * 10  # audio conversion and level-measuring block
-MEL_PIECE_FRAMES = 1000  # log-mel frames computed at a time (10 s: the STFT's buffers stay small)
 FINISH_FRAMES = 512  # frames finished (rest blend, ARKit refit) and written at a time
 PHONE_PIECE_FRAMES = 3000  # log-prob frames gathered before phones are read from them
 
@@ -167,31 +167,45 @@ def _convert_to_raw(path: Path, raw: Path) -> int:
 
 
 class FeatureReader:
-    """Audio features of any frame range, equal to the whole-clip windowed encoding."""
+    """Audio features of any frame range, equal to the whole-clip windowed encoding: log-mel in the
+    pieces engine.api.log_mel_windowed computes and the audio encoder over the windows
+    engine.numpy_runtime.decode.encode_audio_windowed runs, so every number is the same."""
 
     def __init__(self, net: Network, audio: AudioFile16k, fps: float, n_frames: int) -> None:
+        from engine.api import mel_pieces
         from engine.audio.features import n_mel_frames
 
         self.net, self.audio, self.fps, self.n_frames = net, audio, fps, n_frames
         self.n_mel = n_mel_frames(audio.n_samples)
         self.n_enc = -(-self.n_mel // SUBSAMPLING)
         cfg = net.cfg
-        self.context = encoder_context_frames(cfg["audio_layers"], cfg["audio_window"])
+        context = encoder_context_frames(cfg["audio_layers"], cfg["audio_window"])
+        self.windows = plan_windows(self.n_enc, ENCODER_CORE_FRAMES, context)
+        self.pieces = mel_pieces(audio.n_samples)
         self.valid = audio_valid_frames(self.n_mel, fps, n_frames)
+        self._recent: dict[tuple[str, int], np.ndarray] = {}  # the last mel pieces and encoder windows
+
+    def _computed(self, kind: str, index: int, compute: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
+        """A mel piece or encoder window, kept while the next group may need it again (groups overlap)."""
+        key = (kind, index)
+        if key not in self._recent:
+            for old in [k for k in self._recent if k[0] == kind and k[1] < index - 1]:
+                del self._recent[old]
+            self._recent[key] = compute(*args)
+        return self._recent[key]
 
     def mel(self, first: int, last: int) -> np.ndarray:
-        """Log-mel frames [first, last) from the audio around them, in pieces of MEL_PIECE_FRAMES with
-        engine.api.log_mel_windowed's exact margins."""
-        from engine.api import MEL_MARGIN_FRAMES
-        from engine.audio.features import HOP_LENGTH, log_mel
+        """Log-mel frames [first, last)."""
+        from engine.api import log_mel_piece
 
         parts = []
-        for a in range(first, last, MEL_PIECE_FRAMES):
-            b = min(last, a + MEL_PIECE_FRAMES)
-            start = max(0, a - MEL_MARGIN_FRAMES)
-            stop = min(self.audio.n_samples, (b + MEL_MARGIN_FRAMES) * HOP_LENGTH)
-            parts.append(log_mel(self.audio.read(start * HOP_LENGTH, stop))[a - start : b - start])
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        for index, (a, b) in enumerate(self.pieces):
+            if a < last and b > first:
+                piece = self._computed(
+                    "mel", index, log_mel_piece, self.audio.read, self.audio.n_samples, a, b
+                )
+                parts.append(piece[max(first, a) - a : min(last, b) - a])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def features(self, f0: int, f1: int) -> np.ndarray:
         """[f1 - f0, D] features of motion frames f0 .. f1-1."""
@@ -208,15 +222,18 @@ class FeatureReader:
         return f_lo + (f_hi - f_lo) * frac
 
     def encoded(self, e0: int, e1: int) -> np.ndarray:
-        """Audio-encoder frames e0 .. e1-1, in windows of ENCODER_CORE_FRAMES with their full
-        receptive field as context (as engine.numpy_runtime.decode.encode_audio_windowed)."""
+        """Audio-encoder frames e0 .. e1-1, each from the window whose core holds it."""
         parts = []
-        for a in range(e0, e1, ENCODER_CORE_FRAMES):
-            b = min(e1, a + ENCODER_CORE_FRAMES)
-            w0, w1 = max(0, a - self.context), min(self.n_enc, b + self.context)
-            window = self.net.audio_encoder(self.mel(w0 * SUBSAMPLING, min(self.n_mel, w1 * SUBSAMPLING)))
-            parts.append(window[a - w0 : b - w0])
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        for index, w in enumerate(self.windows):
+            if w.keep_start < e1 and w.keep_end > e0:
+                out = self._computed("encoder", index, self._encode_window, w)
+                parts.append(out[max(e0, w.keep_start) - w.start : min(e1, w.keep_end) - w.start])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _encode_window(self, window) -> np.ndarray:
+        return self.net.audio_encoder(
+            self.mel(window.start * SUBSAMPLING, min(self.n_mel, window.end * SUBSAMPLING))
+        )
 
 
 class RollingFrames:
@@ -399,7 +416,8 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
     state = _TakeState(net, job, plan, FeatureReader(net, audio, job.fps, n_frames), audio_phones)
     lips = LipReaderStream(net, lip_phones)
     jobs = plan_jobs(0, n_frames, plan)
-    groups = [jobs[i : i + GROUP_CHUNKS] for i in range(0, len(jobs), GROUP_CHUNKS)]
+    size = numpy_decode.GROUP_CHUNKS  # the in-memory decode's groups: the same batches, the same numbers
+    groups = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     with (folder / "offsets.f32").open("wb") as offsets_raw, (folder / "arkit.f32").open("wb") as arkit_raw:
         for number, group in enumerate(groups):
             state.decode(
