@@ -115,6 +115,7 @@ def evaluate_view(engine, clips: Sequence, oracle: bool = False) -> dict[str, di
     from engine.arkit.basis import apply_arkit
 
     pools = {name: Pool() for name in ("vertex", "arkit", "ground_truth", "frozen")}
+    by_language: dict[str, dict[str, Pool]] = {}
     for clip in clips:
         template = np.asarray(clip.template, np.float32)
         gt = np.asarray(clip.vertices, np.float32) if oracle else neutral_reference(clip)
@@ -125,11 +126,23 @@ def evaluate_view(engine, clips: Sequence, oracle: bool = False) -> dict[str, di
             )
         take = engine.animate(str(clip.audio_path), **options)
         lip = _merge([p.phone for p in take.lip_phonemes])
-        pools["vertex"].add(template[None] + take.offsets, gt, clip, lip)
-        pools["arkit"].add(template[None] + apply_arkit(take.arkit), gt, clip, None)
-        pools["ground_truth"].add(gt, gt, clip, None)
-        pools["frozen"].add(np.repeat(template[None], len(gt), axis=0), gt, clip, None)
-    return {name: pool.summary() for name, pool in pools.items()}
+        outputs = {
+            "vertex": (template[None] + take.offsets, lip),
+            "arkit": (template[None] + apply_arkit(take.arkit), None),
+            "ground_truth": (gt, None),
+            "frozen": (np.repeat(template[None], len(gt), axis=0), None),
+        }
+        language = by_language.setdefault(clip.language, {name: Pool() for name in ("vertex", "arkit")})
+        for name, (vertices, read) in outputs.items():
+            pools[name].add(vertices, gt, clip, read)
+            if name in language:
+                language[name].add(vertices, gt, clip, read)
+    summary: dict[str, dict] = {name: pool.summary() for name, pool in pools.items()}
+    summary["by_language"] = {
+        lang: {name: pool.summary() for name, pool in outputs_of.items()}
+        for lang, outputs_of in sorted(by_language.items())
+    }
+    return summary
 
 
 def neutral_reference(clip) -> np.ndarray:
@@ -227,6 +240,16 @@ def format_report(report: dict) -> str:
                 r = run[kind][output]
                 lines.append(
                     f"| {label} | {run['view']} | {run['clips']} | {output.replace('_', ' ')} | "
+                    f"{cell(r['contact'], True)} | {cell(r['rest'], True)} | {cell(r['rounding_mm'])} | "
+                    f"{cell(r['lve_mm2'])} | {cell(r['per'])} |"
+                )
+    lines += ["", "Per language (default conditioning):", "", header, "|" + "---|" * 9]
+    for run in report["runs"]:
+        for language, outputs in run["default"].get("by_language", {}).items():
+            for output in ("vertex", "arkit"):
+                r = outputs[output]
+                lines.append(
+                    f"| {run['name']} | {run['view']} ({language}) | - | {output} | "
                     f"{cell(r['contact'], True)} | {cell(r['rest'], True)} | {cell(r['rounding_mm'])} | "
                     f"{cell(r['lve_mm2'])} | {cell(r['per'])} |"
                 )

@@ -216,3 +216,23 @@ def test_silence_gives_the_rest_face_in_both_outputs(kind):
     assert lip_gap_mm(template + take.offsets).max() <= 0.5
     assert lip_gap_mm(template + apply_arkit(take.arkit)).max() <= 0.5
     assert take.arkit[:, ARKIT_INDEX["jawOpen"]].max() <= 0.02
+
+
+def test_unseen_engine_protocol_reports_model_and_controls(tmp_path):
+    from engine.data.synth import generate_corpus
+    from engine.eval import main as eval_main
+    from engine.voice_eval import format_report, run_protocol
+
+    data = tmp_path / "corpus"
+    generate_corpus(data, hours=0.01, seed=5, workers=1, languages=["en"], augment_prob=0.0, progress=False)
+    report = run_protocol(data, [("shipped", "weights/dualface.safetensors", "train")], max_clips=3)
+    result = report["runs"][0]["default"]
+    truth, frozen = result["ground_truth"], result["frozen"]
+    assert truth["contact"] == 1.0 and truth["lve_mm2"] == 0.0 and truth["rounding_mm"] > 3.0
+    assert frozen["contact"] == 1.0 and frozen["rounding_mm"] == 0.0 and frozen["lve_mm2"] > 1.0
+    for output in ("vertex", "arkit"):
+        assert 0.0 <= result[output]["contact"] <= 1.0 and result[output]["lve_mm2"] > 0.0
+    assert set(result["by_language"]) == {"en"}
+    table = format_report(report)
+    assert "| shipped | train | 3 | ground truth | 100.0 %" in table
+    assert eval_main(["--protocol", "unseen-engine", "--data", str(data), "--run", "no-weights-given"]) == 2

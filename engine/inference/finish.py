@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.audio.io import MODEL_SAMPLE_RATE
+from engine.face.template import N_VERTICES
 from engine.inference.rest import blend_to_rest, rest_weights, rig_rest_offsets
-
-TEMPLATE_VERTICES = 468
 
 
 def finish_motion(
@@ -41,7 +40,7 @@ def finish_motion(
 def finishes(offsets: np.ndarray) -> bool:
     """Whether motion is finished: template motion only; another mesh (VOCASET, BIWI) has no rig to
     define its rest or ARKit."""
-    return offsets.ndim == 3 and offsets.shape[1] == TEMPLATE_VERTICES and len(offsets) > 0
+    return offsets.ndim == 3 and offsets.shape[1] == N_VERTICES and len(offsets) > 0
 
 
 def finish_frames(

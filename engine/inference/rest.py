@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from engine.audio.level import SILENT_FILE_DBFS  # after normalisation, quieter frames are never speech
 from engine.phonemes import SILENCE
 
 FRAME_S = 0.02  # level frames, 20 ms with 10 ms hop
@@ -30,7 +31,6 @@ THRESHOLD_SHARE = 0.3  # silence: below floor + this share of the (speech - floo
 MIN_RANGE_DB = 12.0  # a recording whose speech sits less than this over its floor has no pauses to find
 DYNAMIC_RANGE_DB = 70.0  # digital silence is treated as this far under the speech
 RIG_REST_SECONDS = 1.0
-ABSOLUTE_SILENCE_DBFS = -55.0  # after engine.audio.level's normalisation, quieter frames are never speech
 
 
 class FrameLevels:
@@ -84,9 +84,9 @@ def pauses_from_levels(levels: np.ndarray) -> np.ndarray:
     speech = float(np.percentile(levels, SPEECH_PERCENTILE))
     floor = max(float(np.percentile(levels, FLOOR_PERCENTILE)), speech - DYNAMIC_RANGE_DB)
     if speech - floor < MIN_RANGE_DB:  # steady sound: a silent file, hum or hiss, or one held vowel
-        quiet = levels < ABSOLUTE_SILENCE_DBFS
+        quiet = levels < SILENT_FILE_DBFS
     else:
-        quiet = levels < max(floor + THRESHOLD_SHARE * (speech - floor), ABSOLUTE_SILENCE_DBFS)
+        quiet = levels < max(floor + THRESHOLD_SHARE * (speech - floor), SILENT_FILE_DBFS)
     return _keep_long_runs(quiet, int(round(MIN_PAUSE_S / HOP_S)))
 
 
