@@ -46,11 +46,32 @@ def table(reports: list[tuple[str, dict]], split: str, by_language: bool) -> str
     return "\n".join(lines)
 
 
+def voice_summary(reports: list[tuple[str, dict]]) -> str:
+    """The README's quality table: the first run of each unseen-engine report (vertex output, default
+    conditioning), then the controls measured on the first report's clips."""
+    lines = ["| speech | p/b/m lips closed | pauses at rest | LVE mm² |", "|---|---|---|---|"]
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f} %"
+
+    for label, report in reports:
+        r = report["runs"][0]["default"]["vertex"]
+        lines.append(f"| {label} | {pct(r['contact'])} | {pct(r['rest'])} | {r['lve_mm2']:.2f} |")
+    first = reports[0][1]["runs"][0]["default"]
+    truth, frozen = first["ground_truth"], first["frozen"]
+    lines.append(
+        f"| controls: the rig's ground truth / a frozen face | {pct(truth['contact'])} / {pct(frozen['contact'])} "
+        f"| {pct(truth['rest'])} / {pct(frozen['rest'])} | {truth['lve_mm2']:.2f} / {frozen['lve_mm2']:.2f} |"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", help="LABEL=eval.json")
     parser.add_argument("--split", action="append", help="split(s) to print (default: every split)")
     parser.add_argument("--by-language", action="store_true")
+    parser.add_argument("--summary", action="store_true", help="unseen-engine reports: the README's table")
     args = parser.parse_args(argv)
     reports = []
     for item in args.reports:
@@ -58,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             parser.error(f"expected LABEL=eval.json, got {item!r}")
         reports.append((label, json.loads(Path(path).read_text())))
+    if all("runs" in report for _, report in reports) and args.summary:
+        print(voice_summary(reports))
+        return 0
     if all("runs" in report for _, report in reports):  # `--protocol unseen-engine` reports
         from engine.voice_eval import format_report
 
