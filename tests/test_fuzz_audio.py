@@ -7,7 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -17,17 +18,6 @@ pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.filterwarnings("ignore::RuntimeWarning"),
 ]
-
-
-def fuzz(examples: int) -> settings:
-    """Seeded (same examples every run), no example database on disk, bounded in size."""
-    return settings(
-        derandomize=True,
-        database=None,
-        deadline=None,
-        max_examples=examples,
-        suppress_health_check=list(HealthCheck),
-    )
 
 
 _DTYPES = st.sampled_from(["<f4", "<f8", "<i2", "<i4", "|u1", "|i1", "<u2", "|b1", "<c8", "<f2"])

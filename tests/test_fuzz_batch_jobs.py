@@ -7,24 +7,14 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from fuzzing import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 
 from blender_addon.core.request import TakeRequest
 from engine.request import RequestError
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def fuzz(examples: int) -> settings:
-    """Seeded (same examples every run), no example database on disk, bounded in size."""
-    return settings(
-        derandomize=True,
-        database=None,
-        deadline=None,
-        max_examples=examples,
-        suppress_health_check=list(HealthCheck),
-    )
 
 
 _SCALARS = (

@@ -6,24 +6,14 @@ import json
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.emotions import EMOTIONS
 from engine.request import AnimateRequest, RequestError, emotion_from_text, parse_emotion
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def fuzz(examples: int) -> settings:
-    """Seeded (same examples every run), no example database on disk, bounded in size."""
-    return settings(
-        derandomize=True,
-        database=None,
-        deadline=None,
-        max_examples=examples,
-        suppress_health_check=list(HealthCheck),
-    )
 
 
 _SCALARS = (

@@ -7,23 +7,13 @@ import json
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from fuzzing import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.serve import Worker
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def fuzz(examples: int) -> settings:
-    """Seeded (same examples every run), no example database on disk, bounded in size."""
-    return settings(
-        derandomize=True,
-        database=None,
-        deadline=None,
-        max_examples=examples,
-        suppress_health_check=list(HealthCheck),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -275,7 +275,8 @@ def test_engine_and_cli_run_with_torch_blocked(tmp_path):
 
     take = Animation.load(tmp_path / "cli.npz")
     assert take.n_frames == 90 and take.meta["backend"] == "numpy"
-    assert (tmp_path / "cli.srt").read_text().strip()
+    srt = tmp_path / "cli.srt"
+    assert srt.is_file() and srt.read_text().count(" --> ") == len(take.captions)  # one cue per caption
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights absent")
