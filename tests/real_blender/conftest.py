@@ -35,6 +35,9 @@ BLOCKED = ("torch", "scipy", "librosa", "soundfile")
 SCREEN = "1280x800x24"
 
 
+LONG_SPEECH_COPIES = 40  # the cancel tests' take, in copies of the 7.7 s sample
+
+
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).resolve().parent
     if ROOT and Path(ROOT, ".dualface-ready").is_file():
@@ -153,8 +156,11 @@ def speech(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def long_speech(tmp_path_factory, speech) -> Path:
-    """Eight copies of the sample (about a minute): a take slow enough to cancel midway."""
+    """LONG_SPEECH_COPIES copies of the sample (about five minutes): a take slow enough to cancel
+    midway even on the fast numpy runtime with a warm worker."""
     with wave.open(str(speech), "rb") as handle:
         rate, frames = handle.getframerate(), handle.readframes(handle.getnframes())
     audio = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32767
-    return write_wav(tmp_path_factory.mktemp("audio") / "long_speech.wav", np.tile(audio, 8), rate)
+    return write_wav(
+        tmp_path_factory.mktemp("audio") / "long_speech.wav", np.tile(audio, LONG_SPEECH_COPIES), rate
+    )

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import LONG_SPEECH_COPIES
 
 REPO = Path(__file__).resolve().parents[2]
 DOC_IMAGES = {"panel_before": "blender-panel-before.png", "panel_after": "blender-panel-after.png"}
@@ -88,18 +89,18 @@ def test_open_review_scene_switches_the_window(session):
 
 def test_cancel_and_escape_stop_the_take_and_write_nothing(session):
     cancel = session.report["cancel"]
-    assert cancel["button_running"]["running"] and cancel["esc_running"]["running"]
+    assert cancel["button_running"]["running"] and cancel["esc_running"]["running"], cancel
     assert cancel["button_unchanged"], "Cancel left something behind"
     assert cancel["esc_unchanged"], "Esc left something behind"
     assert "cancelling" in cancel["esc_statuses"], "the Esc key press did not reach the modal operator"
     # Stopped, not finished: the minute-long take needs far longer than it took to stop.
-    full_take = session.report["generate_seconds"] * 8
+    full_take = session.report["generate_seconds"] * LONG_SPEECH_COPIES
     assert cancel["button_seconds"] < full_take / 2 and cancel["esc_seconds"] < full_take / 2, cancel
 
 
 def test_one_undo_removes_the_take(session):
     undo = session.report["undo"]
-    assert undo["take_before"] and not undo["take_after"]
+    assert undo["take_before"] and not undo["take_after"], undo
     assert undo["after"] == undo["before_generate"], "one undo must restore the scene from before the take"
 
 
