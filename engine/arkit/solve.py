@@ -58,6 +58,9 @@ class ArkitSolver:
         self.gram = gram + ridge * scale * np.eye(self.n_shapes)
         # A shape with no motion would make the Newton system singular when ridge is 0.
         self.gram[np.diag_indices(self.n_shapes)] += 1e-12 * scale
+        # `refine` takes B^T W d straight from unweighted offsets, and steps by 1 / the largest eigenvalue
+        self._offsets_to_rhs = (self._design * np.repeat(sqrt_w, 3)[:, None]).astype(np.float32)
+        self._step = 1.0 / float(np.linalg.eigvalsh(self.gram)[-1])
 
     def solve(self, offsets: np.ndarray, max_iter: int = 50, tol: float = 1e-9) -> np.ndarray:
         """Weights [T, K] in 0..1 for offsets [T, V, 3] (or one frame [V, 3] -> [K])."""
@@ -88,15 +91,14 @@ class ArkitSolver:
             raise SolveError(f"offsets must be [frames, {self.n_vertices}, 3], got shape {offsets.shape}")
         # B^T W d in frame chunks: a long take never needs a float64 copy of its motion
         rhs = np.empty((offsets.shape[0], self.n_shapes))
-        weighted_design = (self._design * np.repeat(self._sqrt_w, 3)[:, None]).astype(np.float32)
         for first in range(0, offsets.shape[0], 2048):
             chunk = offsets[first : first + 2048].reshape(-1, self.n_vertices * 3).astype(np.float32)
-            rhs[first : first + len(chunk)] = chunk @ weighted_design
-        step = 1.0 / float(np.linalg.eigvalsh(self.gram)[-1])
+            rhs[first : first + len(chunk)] = chunk @ self._offsets_to_rhs
+
         x = np.clip(np.asarray(start, dtype=np.float64), 0.0, 1.0)
         y, momentum = x.copy(), 1.0
         for _ in range(iterations):
-            x_next = np.clip(y - step * (y @ self.gram - rhs), 0.0, 1.0)
+            x_next = np.clip(y - self._step * (y @ self.gram - rhs), 0.0, 1.0)
             momentum_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum * momentum))
             y = x_next + ((momentum - 1.0) / momentum_next) * (x_next - x)
             x, momentum = x_next, momentum_next

@@ -189,6 +189,7 @@ def _with_pauses(utterances: list, rng: np.random.Generator):
     from dataclasses import replace
 
     from engine.data.tts.voice import tile_phones
+    from engine.phonemes import SILENCE
 
     sr = utterances[0].sample_rate
     pieces: list[np.ndarray] = []
@@ -205,7 +206,7 @@ def _with_pauses(utterances: list, rng: np.random.Generator):
     for i, utt in enumerate(utterances):
         if i:
             silence(float(rng.uniform(*BETWEEN_PAUSE_S)))
-        segments += [(p.phone, p.start + cursor, p.end + cursor) for p in utt.phones if p.phone != "sil"]
+        segments += [(p.phone, p.start + cursor, p.end + cursor) for p in utt.phones if p.phone != SILENCE]
         words += [(w, a + cursor, b + cursor) for w, a, b in utt.words]
         pieces.append(np.asarray(utt.audio, dtype=np.float32))
         cursor += len(utt.audio) / sr
