@@ -100,6 +100,9 @@ class Engine:
     threads: CPU threads for torch (None = torch's default; numpy uses its BLAS's own setting).
     precision: "auto" (half precision on CUDA when a probe clip shows it matches float32, float32 on
     CPU), "float32" or "float16" (CUDA only, unchecked).
+    closure_detector: the lip-closure detector's weights file (None = the shipped one,
+    engine/assets/closure_detector.npz), or "off" to keep the model's own lips (evaluation: what the
+    closure step adds; see engine.closure).
     """
 
     def __init__(
@@ -111,9 +114,17 @@ class Engine:
         plan: DecodePlan | None = None,
         model: torch.nn.Module | None = None,
         backend: str = "auto",
+        closure_detector: str | Path | None = None,
     ) -> None:
         if precision not in ("auto", "float32", "float16"):
             raise ValueError(f"precision must be auto, float32 or float16, got {precision!r}")
+        from engine.closure.detector import load_detector
+
+        self.closure_detector = (
+            None
+            if closure_detector == "off"
+            else load_detector(None if closure_detector is None else str(closure_detector))
+        )
         self.backend = choose_backend(backend, device, has_torch_model=model is not None)
         self.weights = (
             "in-memory model" if model is not None else "shipped" if weights is None else str(weights)
@@ -290,6 +301,7 @@ class Engine:
             captions=request.captions,
             language="en" if request.language == "auto" else request.language,
             meta=meta,
+            closure_detector=self.closure_detector,
         )
         take = animate_to_files(self.runner.network, job, self.plan, _Progress(progress), cancel)
         written = ([request.output] if request.output else []) + list(request.caption_files)
@@ -356,7 +368,7 @@ class Engine:
         cond = emotion_cond(job.schedule, 1.0, len(offsets), fps)
 
         def finished() -> tuple[np.ndarray, np.ndarray]:
-            return finish_motion(offsets, arkit, job.audio, fps, cond, job.style)
+            return finish_motion(offsets, arkit, job.audio, fps, cond, job.style, self.closure_detector)
 
         notes = list(job.notes)
         if job.text is None:

@@ -429,6 +429,7 @@ def run(
 
 def unseen_voice_main(argv: list[str]) -> int:
     """`python -m engine.eval --protocol unseen-engine ...`: see engine.voice_eval."""
+    from engine.closure.detector import ClosureDetectorError
     from engine.voice_eval import format_report, parse_run, run_protocol, write_report
     from engine.weights import CheckpointError
 
@@ -442,8 +443,9 @@ def unseen_voice_main(argv: list[str]) -> int:
         "--run",
         action="append",
         required=True,
-        help="NAME=WEIGHTS[@VIEW]: NAME an engine left out of that run (view unseen-NAME) or any label "
-        "(view test_voices); repeat for folds and seeds",
+        help="NAME=WEIGHTS[@VIEW][#DETECTOR]: NAME an engine left out of that run (view unseen-NAME) or "
+        "any label (view test_voices); DETECTOR the closure detector's .npz (default: the shipped one) "
+        "or 'off'; repeat for folds and seeds",
     )
     parser.add_argument("--max-clips", type=int, default=60, help="clips per run (default 60)")
     parser.add_argument("--oracle", action="store_true", help="also report oracle emotion and style")
@@ -454,7 +456,7 @@ def unseen_voice_main(argv: list[str]) -> int:
     try:
         runs = [parse_run(text) for text in args.run]
         report = run_protocol(args.data, runs, args.max_clips, args.oracle)
-    except (FileNotFoundError, ValueError, KeyError, CheckpointError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, CheckpointError, ClosureDetectorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report["command"] = ["python", "-m", "engine.eval", "--protocol", "unseen-engine", *argv]

@@ -170,23 +170,31 @@ def view_clips(dataset, view: str) -> list:
 
 def run_protocol(
     data: str | Path,
-    runs: Sequence[tuple[str, str, str]],
+    runs: Sequence[tuple[str, str, str] | tuple[str, str, str, str | None]],
     max_clips: int = 60,
     oracle: bool = False,
     threads: int | None = 1,
 ) -> dict:
-    """`runs`: (name, weights, view). Returns {"runs": [{name, view, clips, results}], ...}."""
+    """`runs`: (name, weights, view[, closure detector: a path, "off" or None for the shipped one]).
+    Returns {"runs": [{name, view, clips, results}], ...}."""
     from engine.api import Engine
     from engine.data.readers import open_dataset
 
     dataset = open_dataset(data)
     report: dict = {"data": str(data), "max_clips": max_clips, "runs": []}
-    for name, weights, view in runs:
+    for name, weights, view, *rest in runs:
+        detector = rest[0] if rest else None
         clips = [c for c in view_clips(dataset, view) if c.phones][:max_clips]
         if not clips:
             raise ValueError(f"view {view!r} of {data} has no clips with phone times")
-        engine = Engine(weights=weights, device="cpu", threads=threads)
-        entry = {"name": name, "weights": str(weights), "view": view, "clips": len(clips)}
+        engine = Engine(weights=weights, device="cpu", threads=threads, closure_detector=detector)
+        entry = {
+            "name": name,
+            "weights": str(weights),
+            "view": view,
+            "clips": len(clips),
+            "closure_detector": "off" if engine.closure_detector is None else engine.closure_detector.info,
+        }
         entry["default"] = evaluate_view(engine, clips)
         if oracle:
             entry["oracle"] = evaluate_view(engine, clips, oracle=True)
@@ -265,14 +273,16 @@ def write_report(report: dict, path: str | Path) -> Path:
     return path
 
 
-def parse_run(text: str) -> tuple[str, str, str]:
-    """NAME=WEIGHTS[@VIEW]; the view defaults to unseen-NAME (NAME an engine) or test_voices."""
+def parse_run(text: str) -> tuple[str, str, str, str | None]:
+    """NAME=WEIGHTS[@VIEW][#DETECTOR]; the view defaults to unseen-NAME (NAME an engine) or
+    test_voices, the closure detector to the shipped one ("off": none)."""
     name, sep, rest = text.partition("=")
+    rest, _, detector = rest.partition("#")
     if not sep or not name or not rest:
         raise ValueError(
-            f"--run {text!r}: use NAME=WEIGHTS[@VIEW], e.g. flite=runs/no_flite/best.safetensors"
+            f"--run {text!r}: use NAME=WEIGHTS[@VIEW][#DETECTOR], e.g. flite=runs/no_flite/best.safetensors"
         )
     weights, _, view = rest.partition("@")
     if not view:
         view = f"unseen-{name}" if name in ("espeak", "flite", "festival") else "test_voices"
-    return name, weights, view
+    return name, weights, view, detector or None

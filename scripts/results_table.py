@@ -66,6 +66,25 @@ def voice_summary(reports: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def detector_table(report: dict) -> str:
+    """A `python -m engine.closure.measure` report: recall and spurious closures per detector."""
+    lines = [
+        "| detector | trained on | changes | input | tested on | p/b/m found (0.5) | spurious per p/b/m (0.5) "
+        "| found (0.3) | spurious (0.3) |",
+        "|" + "---|" * 9,
+    ]
+    for run in report["runs"]:
+        trained = run["trained"]
+        at, low = run["by_threshold"]["0.5"], run["by_threshold"]["0.3"]
+        lines.append(
+            f"| {run['name']} | {trained.get('view', '?')}, {trained.get('minutes', '?')} min "
+            f"| {'yes' if trained.get('changes', True) else 'no'} | {trained.get('input', 'normalised')} "
+            f"| {run['view']} ({at['bilabials']} p/b/m) | {100 * at['recall']:.1f} % "
+            f"| {at['spurious_per_bilabial']:.2f} | {100 * low['recall']:.1f} % | {low['spurious_per_bilabial']:.2f} |"
+        )
+    return "\n".join(lines) + f"\n\n- `{' '.join(report['command'])}`"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", help="LABEL=eval.json")
@@ -79,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             parser.error(f"expected LABEL=eval.json, got {item!r}")
         reports.append((label, json.loads(Path(path).read_text())))
+    if all(report.get("command", [""])[2:3] == ["engine.closure.measure"] for _, report in reports):
+        for label, report in reports:
+            print(f"**{label}**\n\n{detector_table(report)}\n")
+        return 0
     if all("runs" in report for _, report in reports) and args.summary:
         print(voice_summary(reports))
         return 0

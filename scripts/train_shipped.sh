@@ -37,6 +37,13 @@ stage stage1 configs/default.json 40
 stage stage2 configs/finetune_captions.json 17 "$OUT/stage1/best.safetensors"
 stage stage3 configs/voices_finetune.json 105 "$OUT/stage2/best.safetensors"
 
+# the closure detector (engine.closure): trained on its own, on every training clip
+if [ ! -f "$OUT/closure_detector.npz" ]; then
+  echo "[recipe] closure detector: 25 min"
+  $py -m engine.closure.train --data "$DATA" --view train --test test_voices --out "$OUT/closure_detector.npz" --minutes 25 --seed 0
+fi
+
 $py -m engine.eval --protocol unseen-engine --data "$DATA" \
-  --run "recipe=$OUT/stage3/best.safetensors@test_voices" --max-clips 60 --json "$OUT/eval_test_voices.json"
+  --run "recipe=$OUT/stage3/best.safetensors@test_voices#$OUT/closure_detector.npz" --max-clips 60 --json "$OUT/eval_test_voices.json"
 echo "[recipe] weights: $OUT/stage3/best.safetensors (copy it and its .json beside weights/ to ship it)"
+echo "[recipe] closure detector: $OUT/closure_detector.npz (copy it to engine/assets/closure_detector.npz)"

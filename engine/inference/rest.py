@@ -14,12 +14,9 @@ closes smoothly after the last sound and opens again just before the next.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from engine.audio.level import SILENT_FILE_DBFS  # after normalisation, quieter frames are never speech
-from engine.phonemes import SILENCE
 
 FRAME_S = 0.02  # level frames, 20 ms with 10 ms hop
 HOP_S = 0.01
@@ -30,7 +27,6 @@ FLOOR_PERCENTILE = 10.0
 THRESHOLD_SHARE = 0.3  # silence: below floor + this share of the (speech - floor) range, in dB
 MIN_RANGE_DB = 12.0  # a recording whose speech sits less than this over its floor has no pauses to find
 DYNAMIC_RANGE_DB = 70.0  # digital silence is treated as this far under the speech
-RIG_REST_SECONDS = 1.0
 
 
 class FrameLevels:
@@ -125,38 +121,13 @@ def rest_weights_from_levels(levels: np.ndarray, fps: float, n_frames: int) -> n
     return np.interp(times, np.arange(len(ramp)) * HOP_S, ramp).astype(np.float32)
 
 
-@lru_cache(maxsize=16)
-def _rig_rest_table(style: tuple[float, ...], fps: float) -> np.ndarray:
-    from engine.data.motion import render_motion
-    from engine.data.record import Phone
-    from engine.data.style import SpeakerStyle
-    from engine.emotions import EMOTIONS
-
-    speaker = SpeakerStyle.from_vector(np.asarray(style, dtype=np.float64))
-    silence = [Phone(SILENCE, 0.0, RIG_REST_SECONDS)]
-    rows = []
-    for emotion, intensity in [("neutral", 1.0)] + [(e, 1.0) for e in EMOTIONS]:
-        motion = render_motion(silence, emotion, intensity, speaker, fps, RIG_REST_SECONDS, 0)
-        rows.append(motion.vertices[-1] - _template())
-    table = np.stack(rows).astype(np.float32)  # [1 + E, V, 3]
-    table[1:] -= table[0]  # each emotion as a change from the neutral rest at full intensity
-    return table
-
-
-def _template() -> np.ndarray:
-    from engine.face.template import load_template
-
-    return load_template().vertices.astype(np.float32)
-
-
 def rig_rest_offsets(style: np.ndarray, fps: float, cond: np.ndarray) -> np.ndarray:
-    """The rig's resting face per frame [T, V, 3] for emotion conditioning `cond` [T, E] (one-hot times
-    intensity, interpolated as the model sees it) and a speaker style vector: the face the corpus
-    shows in silence, which is what the model is trained to produce there."""
-    table = _rig_rest_table(tuple(float(x) for x in np.asarray(style).reshape(-1)), float(fps))
-    flat = table.reshape(table.shape[0], -1)
-    rest = flat[0][None] + np.asarray(cond, dtype=np.float32) @ flat[1:]
-    return rest.reshape(len(cond), *table.shape[1:])
+    """The rig's resting face per frame [T, V, 3] for emotion conditioning `cond` [T, E] and a speaker
+    style vector: the face the corpus shows in silence, which is what the model is trained to
+    produce there."""
+    from engine.inference.rig_poses import rig_pose_offsets
+
+    return rig_pose_offsets("rest", style, fps, cond)
 
 
 def blend_to_rest(offsets: np.ndarray, rest_for, weights: np.ndarray) -> np.ndarray:

@@ -367,6 +367,7 @@ class LongTakeJob:
     captions: bool = True
     language: str = "en"
     meta: dict[str, Any] = field(default_factory=dict)
+    closure_detector: Any = None  # engine.closure.detector.ClosureDetector; None: no closure step
 
 
 def animate_to_files(
@@ -403,6 +404,7 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
     """Decode group by group; finished offsets and ARKit go to raw files in `folder`.
     -> (frames, audio phones, lip phones)"""
     from engine.audio.features import n_motion_frames
+    from engine.closure.close import recording_closure_weights
     from engine.inference.rest import rest_weights_from_levels
 
     cfg = net.cfg
@@ -410,6 +412,11 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
     n_frames = n_motion_frames(audio.n_samples, job.fps)
     # the level training saw, as Engine.animate does; the pauses' rest weights from the scaled levels
     rest = rest_weights_from_levels(audio.normalize_level(cancel), job.fps, n_frames)
+    closure = (
+        np.zeros(n_frames, np.float32)
+        if job.closure_detector is None
+        else recording_closure_weights(audio.read, audio.n_samples, job.fps, n_frames, job.closure_detector)
+    )
     if progress is not None:
         progress(PREPARE_SHARE)
     audio_phones, lip_phones = PhoneReader(job.fps), PhoneReader(job.fps)
@@ -431,7 +438,11 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
             first = state.targets[0].start
             for a in range(0, len(offsets), FINISH_FRAMES):  # small pieces: no copy of a whole group
                 done = _finish(
-                    offsets[a : a + FINISH_FRAMES], arkit[a : a + FINISH_FRAMES], rest, first + a, job
+                    offsets[a : a + FINISH_FRAMES],
+                    arkit[a : a + FINISH_FRAMES],
+                    (rest, closure),
+                    first + a,
+                    job,
                 )
                 offsets_raw.write(np.ascontiguousarray(done[0], dtype="<f4").data)
                 arkit_raw.write(np.ascontiguousarray(done[1], dtype="<f4").data)
@@ -489,15 +500,17 @@ def _group_progress(progress, number: int, total: int) -> Callable[[float], None
     return lambda fraction: progress(PREPARE_SHARE + (1.0 - PREPARE_SHARE) * (number + fraction) / total)
 
 
-def _finish(offsets: np.ndarray, arkit: np.ndarray, rest: np.ndarray, first: int, job: LongTakeJob):
-    """engine.inference.finish of the final frames first .. first+len-1 (rest weights of the whole take)."""
+def _finish(offsets: np.ndarray, arkit: np.ndarray, weights, first: int, job: LongTakeJob):
+    """engine.inference.finish of the final frames first .. first+len-1, given the (rest, closure)
+    weights of the whole take."""
     from engine.inference.finish import finish_frames, finishes
 
     if not finishes(offsets):
         return offsets, np.clip(arkit, 0.0, 1.0)
     span = slice(first, first + len(offsets))
     cond = schedule_to_cond(job.schedule, len(offsets), job.fps, first)  # the frames' own conditioning
-    return finish_frames(offsets, arkit, rest[span], job.fps, cond, job.style)
+    rest, closure = weights
+    return finish_frames(offsets, arkit, rest[span], closure[span], job.fps, cond, job.style)
 
 
 def _write_files(net: Network, job: LongTakeJob, take: WrittenTake, folder: Path) -> None:

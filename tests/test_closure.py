@@ -1,0 +1,214 @@
+"""The closure detector and the step that closes the lips on p, b and m."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.closure import close as closing
+from engine.closure.close import close_lips, closure_weights, mouth_mask, recording_closure_weights
+from engine.closure.detector import (
+    SHIPPED_WEIGHTS,
+    ClosureDetector,
+    ClosureDetectorError,
+    load_detector,
+    read_detector,
+    save_detector,
+)
+from engine.closure.features import detector_input
+from engine.closure.frames import closure_runs, frame_probabilities
+from engine.closure.network import ClosureNetwork
+from engine.metrics import contact_counts, lip_gap_mm
+
+SR = 16000
+
+
+def random_network(seed: int = 0) -> ClosureNetwork:
+    torch.manual_seed(seed)
+    return ClosureNetwork().eval()
+
+
+def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise bursts and pauses: enough structure for the detector's input normalisation to matter."""
+    rng = np.random.default_rng(seed)
+    audio = rng.standard_normal(int(seconds * SR)).astype(np.float32) * 0.05
+    envelope = (np.sin(np.arange(len(audio)) / SR * 2 * np.pi * 3.0) > 0).astype(np.float32)
+    return audio * envelope
+
+
+def test_numpy_detector_equals_the_torch_network():
+    from engine.audio.features import log_mel
+
+    network = random_network()
+    detector = ClosureDetector(network.numpy_weights())
+    mel = log_mel(speech_like(3.0))
+    from engine.phonemes import BILABIALS, PHONES
+
+    with torch.no_grad():
+        shares = torch.softmax(network(torch.from_numpy(detector_input(mel))[None])[0], dim=0).numpy()
+    expected = sum(shares[PHONES.index(p)] for p in sorted(BILABIALS))
+    np.testing.assert_allclose(detector.probabilities(mel), expected, atol=1e-5)
+
+
+def test_input_ignores_the_channel_level_and_colour():
+    from engine.audio.features import log_mel
+
+    mel = log_mel(speech_like(4.0))
+    coloured = np.maximum(mel + np.linspace(-0.3, 0.3, mel.shape[1])[None] * (mel > 0), 0.0)
+    a, b = detector_input(mel), detector_input(coloured)
+    speech = mel.mean(axis=1) > 0.5
+    change = np.abs(a[speech] - b[speech])
+    assert np.median(change) < 0.01 and change.max() < 0.1  # a fixed equaliser curve is taken out
+    assert np.abs(mel[speech] - coloured[speech]).max() > 0.25
+    assert np.abs(detector_input(np.zeros((50, 80)))).max() == 0.0  # silence stays silence
+
+
+def test_pieces_give_the_numbers_of_the_whole(monkeypatch):
+    detector = ClosureDetector(random_network(1).numpy_weights())
+    audio = speech_like(9.0, seed=3)
+    whole = recording_closure_weights(lambda a, b: audio[a:b], len(audio), 30.0, 270, detector)
+    monkeypatch.setattr(closing, "PIECE_FRAMES", 250)  # 2.5 s pieces
+    pieces = recording_closure_weights(lambda a, b: audio[a:b], len(audio), 30.0, 270, detector)
+    np.testing.assert_array_equal(whole, pieces)
+
+
+def test_frame_probabilities_catch_a_closure_between_frames():
+    p = np.zeros(200, np.float32)
+    p[51:54] = 0.9  # 30 ms, between 30 fps frames 15 (0.5 s) and 16 (0.533 s)
+    frame_p = frame_probabilities(p, 30.0, 60)
+    assert frame_p.max() == pytest.approx(0.9)
+    assert closure_runs(frame_p, 0.5) == [(15, 16)] or closure_runs(frame_p, 0.5) == [(16, 16)]
+
+
+def test_weights_ramp_around_a_closure():
+    frame_p = np.zeros(30, np.float32)
+    frame_p[10:12] = 0.8
+    w = closure_weights(frame_p, 30.0)
+    assert w[10] == w[11] == 1.0
+    assert 0.0 < w[9] < 1.0 and 0.0 < w[12] < 1.0
+    assert w[:8].max() == 0.0 and w[14:].max() == 0.0
+
+
+def test_closing_moves_the_mouth_and_nothing_else():
+    from engine.data.style import SpeakerStyle
+    from engine.emotions import EMOTIONS
+    from engine.face.template import load_template
+    from engine.inference.rig_poses import rig_pose_offsets
+
+    template = load_template()
+    rng = np.random.default_rng(0)
+    offsets = rig_pose_offsets(
+        "open", SpeakerStyle().as_vector(), 30.0, np.zeros((6, len(EMOTIONS)), np.float32)
+    )
+    offsets = offsets + rng.normal(0, 5e-4, offsets.shape).astype(np.float32)  # the model's own noise
+    weights = np.array([0, 0.4, 1, 1, 0.4, 0], np.float32)
+    cond = np.zeros((6, len(EMOTIONS)), np.float32)
+    style = SpeakerStyle().as_vector()
+    out = close_lips(offsets, weights, lambda f: rig_pose_offsets("closed", style, 30.0, cond[f]))
+    gap = lip_gap_mm(template.vertices[None] + out)
+    assert gap[2] <= 0.5 and gap[3] <= 0.5
+    assert gap[0] > 10.0 and 0.5 < gap[1] < gap[0]
+    np.testing.assert_array_equal(out[[0, 5]], offsets[[0, 5]])
+    upper = template.regions["eyes_forehead"]
+    np.testing.assert_array_equal(out[:, upper], offsets[:, upper])
+    assert mouth_mask()[template.regions["chin"]].min() == 1.0
+
+
+def test_detector_files_are_checked(tmp_path):
+    weights = random_network(2).numpy_weights()
+    path = save_detector(weights, {"seed": 2}, tmp_path / "d.npz")
+    assert read_detector(path).info["seed"] == 2
+    data = bytearray(path.read_bytes())
+    data[-200] ^= 0xFF
+    (tmp_path / "bad.npz").write_bytes(bytes(data))
+    with pytest.raises(ClosureDetectorError):
+        read_detector(tmp_path / "bad.npz")
+    with pytest.raises(ClosureDetectorError, match="not found"):
+        read_detector(tmp_path / "missing.npz")
+    weights.pop("out.bias")
+    with pytest.raises(ClosureDetectorError, match="out.bias"):
+        ClosureDetector(weights)
+
+
+def test_the_shipped_detector_says_what_it_was_trained_on():
+    info = load_detector().info
+    assert SHIPPED_WEIGHTS.is_file()
+    assert info["view"] and info["minutes"] > 0 and "recall" in str(info["test"])
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    from engine.data.synth import generate_corpus
+
+    data = tmp_path_factory.mktemp("closure") / "corpus"
+    generate_corpus(data, hours=0.01, seed=11, workers=1, languages=["en"], augment_prob=0.0, progress=False)
+    return data
+
+
+def test_takes_close_the_lips_on_bilabials_in_both_outputs(tiny_corpus):
+    """Sentences of a training engine's voice: the lips meet on p, b and m, in the vertex output and
+    in the ARKit weights applied to the rig."""
+    from engine.api import Engine
+    from engine.arkit.basis import apply_arkit
+    from engine.data.readers import open_dataset
+    from engine.face.template import load_template
+
+    data = tiny_corpus
+    engine = Engine(device="cpu", threads=1)
+    template = load_template().vertices[None]
+    counts = {"vertex": [0, 0], "arkit": [0, 0]}
+    for clip in open_dataset(data).clips():
+        take = engine.animate(str(clip.audio_path), fps=float(clip.fps), captions=False)
+        for name, offsets in (("vertex", take.offsets), ("arkit", apply_arkit(take.arkit))):
+            closed, total = contact_counts(lip_gap_mm(template + offsets), clip.phones, float(clip.fps))
+            counts[name][0] += closed
+            counts[name][1] += total
+    for name, (closed, total) in counts.items():
+        assert total >= 3, "the sentences should hold p, b or m"
+        assert closed / total >= 0.75, f"{name}: lips met on {closed} of {total} p/b/m"
+
+
+def test_evaluation_runs_name_their_closure_detector():
+    from engine.voice_eval import parse_run
+
+    assert parse_run("flite=w.safetensors") == ("flite", "w.safetensors", "unseen-flite", None)
+    assert parse_run("x=w.safetensors@test_voices#off") == ("x", "w.safetensors", "test_voices", "off")
+    assert parse_run("flite=w.safetensors#d.npz")[3] == "d.npz"
+
+
+def test_the_closure_step_can_be_switched_off_for_evaluation():
+    from engine.api import Engine
+
+    audio = speech_like(2.0, seed=4)
+    plain = Engine(device="cpu", threads=1, closure_detector="off")
+    assert plain.closure_detector is None
+    with pytest.raises(ClosureDetectorError, match="not found"):
+        Engine(device="cpu", threads=1, closure_detector="/nonexistent/detector.npz")
+    take = plain.animate(audio, sample_rate=SR, captions=False)
+    assert np.isfinite(take.offsets).all()
+
+
+def test_detector_reports_and_their_table(tiny_corpus, tmp_path, capsys):
+    import json
+    import subprocess
+    import sys
+
+    from engine.closure.measure import main as measure_main
+
+    report_path = tmp_path / "report.json"
+    run = f"shipped={SHIPPED_WEIGHTS}@train"
+    assert measure_main(["--data", str(tiny_corpus), "--run", run, "--json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    found = report["runs"][0]["by_threshold"]["0.5"]
+    assert found["bilabials"] >= 3 and 0.0 <= found["recall"] <= 1.0
+    lows = [report["runs"][0]["by_threshold"][t]["recall"] for t in ("0.3", "0.5", "0.7")]
+    assert lows == sorted(lows, reverse=True)  # a lower threshold finds at least as many
+    assert measure_main(["--data", str(tiny_corpus), "--run", "no-view=" + str(SHIPPED_WEIGHTS)]) == 2
+    table = subprocess.run(
+        [sys.executable, "scripts/results_table.py", f"detectors={report_path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "| shipped |" in table and f"{100 * found['recall']:.1f} %" in table
