@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -47,15 +48,16 @@ def table(reports: list[tuple[str, dict]], split: str, by_language: bool) -> str
 
 
 def voice_summary(reports: list[tuple[str, dict]]) -> str:
-    """The README's quality table: the first run of each unseen-engine report (vertex output, default
-    conditioning), then the controls measured on the first report's clips."""
+    """The README's quality table: one run of each unseen-engine report (the first, or the one named
+    by LABEL=report.json#RUN; vertex output, default conditioning), then the controls measured on the
+    first report's clips."""
     lines = ["| speech | p/b/m lips closed | pauses at rest | LVE mm² |", "|---|---|---|---|"]
 
     def pct(x: float) -> str:
         return f"{100 * x:.1f} %"
 
     for label, report in reports:
-        r = report["runs"][0]["default"]["vertex"]
+        r = report["runs"][report.get("pick", 0)]["default"]["vertex"]
         lines.append(f"| {label} | {pct(r['contact'])} | {pct(r['rest'])} | {r['lve_mm2']:.2f} |")
     first = reports[0][1]["runs"][0]["default"]
     truth, frozen = first["ground_truth"], first["frozen"]
@@ -68,21 +70,23 @@ def voice_summary(reports: list[tuple[str, dict]]) -> str:
 
 def detector_table(report: dict) -> str:
     """A `python -m engine.closure.measure` report: recall and spurious closures per detector."""
+    from engine.closure.frames import THRESHOLD
+
     lines = [
-        "| detector | trained on | changes | input | tested on | p/b/m found (0.5) | spurious per p/b/m (0.5) "
-        "| found (0.3) | spurious (0.3) |",
+        f"| detector | trained on | changes | input | tested on | p/b/m found ({THRESHOLD}) "
+        f"| spurious per p/b/m ({THRESHOLD}) | found (0.5) | spurious (0.5) |",
         "|" + "---|" * 9,
     ]
     for run in report["runs"]:
         trained = run["trained"]
-        at, low = run["by_threshold"]["0.5"], run["by_threshold"]["0.3"]
+        at, low = run["by_threshold"][str(THRESHOLD)], run["by_threshold"]["0.5"]
         lines.append(
             f"| {run['name']} | {trained.get('view', '?')}, {trained.get('minutes', '?')} min "
             f"| {'yes' if trained.get('changes', True) else 'no'} | {trained.get('input', 'normalised')} "
             f"| {run['view']} ({at['bilabials']} p/b/m) | {100 * at['recall']:.1f} % "
             f"| {at['spurious_per_bilabial']:.2f} | {100 * low['recall']:.1f} % | {low['spurious_per_bilabial']:.2f} |"
         )
-    return "\n".join(lines) + f"\n\n- `{' '.join(report['command'])}`"
+    return "\n".join(lines) + f"\n\n- `{shlex.join(report['command'])}`"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,9 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     for item in args.reports:
         label, _, path = item.partition("=")
+        path, _, run_name = path.partition("#")
         if not path:
             parser.error(f"expected LABEL=eval.json, got {item!r}")
-        reports.append((label, json.loads(Path(path).read_text())))
+        report = json.loads(Path(path).read_text())
+        if run_name:
+            names = [run.get("name") for run in report.get("runs", [])]
+            if run_name not in names:
+                parser.error(f"{path} has no run {run_name!r}; it has {names}")
+            report["pick"] = names.index(run_name)
+        reports.append((label, report))
     if all(report.get("command", [""])[2:3] == ["engine.closure.measure"] for _, report in reports):
         for label, report in reports:
             print(f"**{label}**\n\n{detector_table(report)}\n")

@@ -6,7 +6,8 @@ import numpy as np
 
 from engine.audio.features import FRAME_RATE
 
-THRESHOLD = 0.5  # a frame whose closure probability reaches this closes the lips
+THRESHOLD = 0.4  # a frame whose closure probability reaches this closes the lips (chosen on the Flite
+# fold, docs/voices.md: 0.5 finds fewer p/b/m on an unseen engine, 0.3 adds more spurious closures)
 
 
 def frame_probabilities(probabilities: np.ndarray, fps: float, n_frames: int) -> np.ndarray:

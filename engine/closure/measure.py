@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.closure.frames import closure_runs, frame_probabilities
+from engine.closure.frames import THRESHOLD, closure_runs, frame_probabilities
 from engine.phonemes import BILABIALS
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+THRESHOLDS = tuple(sorted({0.3, 0.4, 0.5, 0.6, 0.7, THRESHOLD}))
 
 
 def measure_detector(detector, data: str, view: str, max_clips: int = 200, fps: float = 30.0) -> dict:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             entry.update(measure_detector(detector, args.data, view, args.max_clips))
             report["runs"].append(entry)
-            best = entry["by_threshold"]["0.5"]
+            best = entry["by_threshold"][str(THRESHOLD)]
             print(
                 f"{name}: {view}: recall {best['recall']:.3f}, spurious per p/b/m {best['spurious_per_bilabial']:.3f}"
             )
