@@ -84,8 +84,11 @@ def test_cached_decoding_equals_full_prefix_through_the_engine(engine):
     ref_offsets, ref_arkit = engine.model.generate_full_prefix(mel, 30.0, cond, style)
     assert np.abs(offsets - ref_offsets[0].numpy()).max() < 1e-5
     assert np.abs(arkit - ref_arkit[0].numpy()).max() < 1e-5
-    # the take is that decode, finished: rest in pauses and ARKit refitted to the vertices
-    finished = finish_motion(offsets, arkit, job.audio, 30.0, cond[0].numpy(), style[0].numpy())
+    # the take is that decode, finished: lips closed where the engine's detector hears p/b/m, rest in
+    # pauses and ARKit refitted to the vertices
+    finished = finish_motion(
+        offsets, arkit, job.audio, 30.0, cond[0].numpy(), style[0].numpy(), engine.closure_detector
+    )
     np.testing.assert_allclose(take.offsets, finished[0], atol=1e-6)
     np.testing.assert_allclose(take.arkit, finished[1], atol=1e-5)
     # the lip reader reuses the decoder's motion embeddings: same as reading the motion again
