@@ -81,7 +81,7 @@ def detector_table(report: dict) -> str:
         trained = run["trained"]
         at, low = run["by_threshold"][str(THRESHOLD)], run["by_threshold"]["0.5"]
         lines.append(
-            f"| {run['name']} | {trained.get('view', '?')}, {trained.get('minutes', '?')} min "
+            f"| {run['name']} | {trained.get('view', '?')}, {trained.get('steps', 0):,} steps "
             f"| {'yes' if trained.get('changes', True) else 'no'} | {trained.get('input', 'normalised')} "
             f"| {run['view']} ({at['bilabials']} p/b/m) | {100 * at['recall']:.1f} % "
             f"| {at['spurious_per_bilabial']:.2f} | {100 * low['recall']:.1f} % | {low['spurious_per_bilabial']:.2f} |"
