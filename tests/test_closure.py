@@ -65,12 +65,19 @@ def test_input_ignores_the_channel_level_and_colour():
 
 
 def test_pieces_give_the_numbers_of_the_whole(monkeypatch):
-    detector = ClosureDetector(random_network(1).numpy_weights())
+    from engine.phonemes import BILABIALS, PHONES
+
+    weights = random_network(1).numpy_weights()
+    for phone in BILABIALS:  # a random network that hears p/b/m near the threshold
+        weights["out.bias"][PHONES.index(phone)] += 2.0
+    detector = ClosureDetector(weights)
     audio = speech_like(9.0, seed=3)
     whole = recording_closure_weights(lambda a, b: audio[a:b], len(audio), 30.0, 270, detector)
     monkeypatch.setattr(closing, "PIECE_FRAMES", 250)  # 2.5 s pieces
     pieces = recording_closure_weights(lambda a, b: audio[a:b], len(audio), 30.0, 270, detector)
     np.testing.assert_array_equal(whole, pieces)
+    assert 0.05 < np.mean(whole == 1.0) < 0.95  # closed in some frames, not all: not a comparison of zeros
+    assert not recording_closure_weights(lambda a, b: audio[a:b], len(audio), 30.0, 270, None).any()
 
 
 def test_frame_probabilities_catch_a_closure_between_frames():

@@ -44,17 +44,19 @@ PIECE_FRAMES = 12000  # log-mel frames (120 s) run through the detector at a tim
 
 
 def recording_closure_weights(
-    read: Callable[[int, int], np.ndarray], n_samples: int, fps: float, n_frames: int, detector=None
+    read: Callable[[int, int], np.ndarray], n_samples: int, fps: float, n_frames: int, detector
 ) -> np.ndarray:
     """closure_weights [n_frames] of a 16 kHz recording whose samples `read(start, stop)` returns
-    (level-normalised as the model hears it). The detector runs over 120 s pieces with
+    (level-normalised as the model hears it), by `detector` (an engine.closure.detector
+    ClosureDetector; None: no closure step, all zeros). The detector runs over 120 s pieces with
     CONTEXT_FRAMES of margin, so an hour-long take needs little memory and gets the numbers of the
     whole."""
     from engine.api import log_mel_piece
     from engine.audio.features import n_mel_frames
-    from engine.closure.detector import CONTEXT_FRAMES, load_detector
+    from engine.closure.detector import CONTEXT_FRAMES
 
-    detector = detector or load_detector()
+    if detector is None:
+        return np.zeros(n_frames, np.float32)
     total = n_mel_frames(n_samples)
     probabilities = np.zeros(total, np.float32)
     for first in range(0, total, PIECE_FRAMES):
@@ -70,10 +72,10 @@ def mouth_mask() -> np.ndarray:
     """[V] how much each template vertex follows the closed pose (1 at the lips and jaw, 0 at the brows)."""
     from engine.data.style import SpeakerStyle
     from engine.face.template import load_template
-    from engine.inference.rig_poses import _pose_table
+    from engine.inference.rig_poses import pose_table
 
     style = tuple(float(x) for x in SpeakerStyle().as_vector())
-    closed, opened = _pose_table("closed", style, 30.0)[0], _pose_table("open", style, 30.0)[0]
+    closed, opened = pose_table("closed", style, 30.0)[0], pose_table("open", style, 30.0)[0]
     low, high = ARTICULATION_MM
     articulation = (np.linalg.norm(opened - closed, axis=1) * 1000.0 - low) / (high - low)
     template = load_template()

@@ -46,11 +46,7 @@ def finish_motion(
 
     n = len(offsets)
     rest = rest_weights(audio, MODEL_SAMPLE_RATE, fps, n)
-    closure = (
-        np.zeros(n, np.float32)
-        if detector is None
-        else recording_closure_weights(lambda a, b: audio[a:b], len(audio), fps, n, detector)
-    )
+    closure = recording_closure_weights(lambda a, b: audio[a:b], len(audio), fps, n, detector)
     return finish_frames(offsets, arkit, rest, closure, fps, cond, style)
 
 

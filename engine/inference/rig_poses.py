@@ -27,7 +27,7 @@ POSES = {
 
 
 @lru_cache(maxsize=32)
-def _pose_table(pose: str, style: tuple[float, ...], fps: float) -> np.ndarray:
+def pose_table(pose: str, style: tuple[float, ...], fps: float) -> np.ndarray:
     """[1 + E, V, 3]: the neutral pose's offsets, then each emotion's change from it at full intensity."""
     from engine.data.motion import render_motion
     from engine.data.record import Phone
@@ -55,7 +55,7 @@ def rig_pose_offsets(pose: str, style: np.ndarray, fps: float, cond: np.ndarray)
     [T, E] (one-hot times intensity, interpolated as the model sees it) and a speaker style vector."""
     if pose not in POSES:
         raise ValueError(f"unknown rig pose {pose!r}; one of {sorted(POSES)}")
-    table = _pose_table(pose, tuple(float(x) for x in np.asarray(style).reshape(-1)), float(fps))
+    table = pose_table(pose, tuple(float(x) for x in np.asarray(style).reshape(-1)), float(fps))
     flat = table.reshape(table.shape[0], -1)
     out = flat[0][None] + np.asarray(cond, dtype=np.float32) @ flat[1:]
     return out.reshape(len(cond), *table.shape[1:])

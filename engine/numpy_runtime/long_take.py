@@ -412,11 +412,7 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
     n_frames = n_motion_frames(audio.n_samples, job.fps)
     # the level training saw, as Engine.animate does; the pauses' rest weights from the scaled levels
     rest = rest_weights_from_levels(audio.normalize_level(cancel), job.fps, n_frames)
-    closure = (
-        np.zeros(n_frames, np.float32)
-        if job.closure_detector is None
-        else recording_closure_weights(audio.read, audio.n_samples, job.fps, n_frames, job.closure_detector)
-    )
+    closure = recording_closure_weights(audio.read, audio.n_samples, job.fps, n_frames, job.closure_detector)
     if progress is not None:
         progress(PREPARE_SHARE)
     audio_phones, lip_phones = PhoneReader(job.fps), PhoneReader(job.fps)
