@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.audio.features import FRAME_RATE
 from engine.closure.frames import THRESHOLD, closure_runs, frame_probabilities
 from engine.phonemes import BILABIALS
 
@@ -24,7 +25,7 @@ def measure_detector(detector, data: str, view: str, max_clips: int = 200, fps: 
     clips = [c for c in view_clips(open_dataset(data), view) if c.phones][:max_clips]
     for clip in clips:
         mel = clip_mel(clip)
-        n_frames = int(len(mel) * fps / 100.0)
+        n_frames = int(len(mel) * fps / FRAME_RATE)
         frame_p = frame_probabilities(detector.probabilities(mel), fps, n_frames)
         windows = [
             _frames_with_margin(p.start, p.end, fps, n_frames, 1) for p in clip.phones if p.phone in BILABIALS
