@@ -436,7 +436,8 @@ def _decode_to_raw(net: Network, job: LongTakeJob, plan: DecodePlan, folder: Pat
                 done = _finish(
                     offsets[a : a + FINISH_FRAMES],
                     arkit[a : a + FINISH_FRAMES],
-                    (rest, closure),
+                    rest,
+                    closure,
                     first + a,
                     job,
                 )
@@ -496,8 +497,15 @@ def _group_progress(progress, number: int, total: int) -> Callable[[float], None
     return lambda fraction: progress(PREPARE_SHARE + (1.0 - PREPARE_SHARE) * (number + fraction) / total)
 
 
-def _finish(offsets: np.ndarray, arkit: np.ndarray, weights, first: int, job: LongTakeJob):
-    """engine.inference.finish of the final frames first .. first+len-1, given the (rest, closure)
+def _finish(
+    offsets: np.ndarray,
+    arkit: np.ndarray,
+    rest: np.ndarray,
+    closure: np.ndarray,
+    first: int,
+    job: LongTakeJob,
+):
+    """engine.inference.finish of the final frames first .. first+len-1, given the rest and closure
     weights of the whole take."""
     from engine.inference.finish import finish_frames, finishes
 
@@ -505,7 +513,6 @@ def _finish(offsets: np.ndarray, arkit: np.ndarray, weights, first: int, job: Lo
         return offsets, np.clip(arkit, 0.0, 1.0)
     span = slice(first, first + len(offsets))
     cond = schedule_to_cond(job.schedule, len(offsets), job.fps, first)  # the frames' own conditioning
-    rest, closure = weights
     return finish_frames(offsets, arkit, rest[span], closure[span], job.fps, cond, job.style)
 
 
