@@ -11,8 +11,10 @@ See docs/training.md for configs, ablations and the time-budget mode.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from engine.training.config import TrainConfig
@@ -38,9 +40,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stop-after", type=int, help="end this session after N epochs (continue with --resume)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one config field for this run, VALUE as JSON (repeatable): --set dual_task=false "
+        '--set train_split="train-without-espeak"; a bare word is taken as a string',
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads per process")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return parser
+
+
+def with_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:
+    """The config with `KEY=VALUE` fields replaced, so an ablation or a fold needs no config file of its own."""
+    data = asdict(config)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {assignment!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word: a split name, a schedule name
+        if key not in data:
+            raise ValueError(f"--set {key}: no such config field; valid: {', '.join(sorted(data))}")
+        data[key] = value
+    return TrainConfig.from_dict(data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init is not None and args.resume:
         parser.error("--init starts a new run from a checkpoint and --resume continues one; use only one")
     try:
-        config = TrainConfig.load(args.config)
+        config = with_overrides(TrainConfig.load(args.config), args.set)
         out = args.out if args.out is not None else Path("runs") / config.name
         from engine.training.loop import train
 

@@ -55,6 +55,15 @@ def test_bench_runs_every_section(tmp_path):
     assert report["naive_dualface"][0]["naive_dualface_s"] > 0
     assert report["gpu"]["status"].startswith("unmeasured")
     assert any("FaceFormer-faithful" in line for line in report["readme_rows"])
+    # the GPU rows as the README shows them, from the report of the one GPU run (an H200)
+    from pathlib import Path
+
+    from engine.bench import readme_rows
+
+    measured = json.loads((Path(__file__).parents[1] / "docs/bench/2026-11-30-h200.json").read_text())["gpu"]
+    gpu_rows = [row for row in readme_rows({**report, "gpu": measured}) if measured["name"] in row]
+    assert len(gpu_rows) == 3 and f"{measured['float32']['wall_s']:.3f} s" in gpu_rows[0]
+    assert f"{measured['stream']['latency_median_ms']:.0f} ms" in gpu_rows[2]
 
 
 def test_faceformer_masks_follow_the_published_design():

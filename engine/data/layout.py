@@ -7,6 +7,8 @@
       vertices_npy/{id}.npy      [T, V*3] float32 absolute positions (VOCASET/FaceFormer convention)
       arkit_npy/{id}.npy         [T, 52] float32 ARKit weights (synthetic data only)
       meta/{id}.json             text, phones with times, words, language, voice, emotion, style, ...
+      log_mel_npy/{id}.npy       [Tm, 80] float32 log-mels, only in a corpus unpacked without its audio
+                                 (engine.data.pack: training moved to another machine)
       templates.pkl              {subject: [V, 3] float32}
       splits.json                {"train": [...], "val": [...], "test_sentences": [...], "test_voices": [...]}
       dataset.json               {"kind", "fps", "n_vertices", "n_clips", ...}
@@ -28,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from engine.arkit import ARKIT_NAMES
 from engine.data.splits import SPLIT_NAMES, check_splits
@@ -36,6 +37,7 @@ from engine.phonemes import PHONES
 
 LAYOUT_VERSION = 1
 WAV_DIR, VERTICES_DIR, ARKIT_DIR, META_DIR = "wav", "vertices_npy", "arkit_npy", "meta"
+MEL_DIR = "log_mel_npy"  # features that stand in for the audio in an unpacked corpus (engine.data.pack)
 TEMPLATES_FILE, SPLITS_FILE, DATASET_FILE = "templates.pkl", "splits.json", "dataset.json"
 VIEWS_FILE = "views.json"  # optional named clip lists that may overlap (e.g. unseen-engine folds)
 PARTIAL_SUFFIX = ".partial"
@@ -211,6 +213,8 @@ class DatasetWriter:
             arkit=f"{ARKIT_DIR}/{clip_id}.npy" if arkit is not None else None,
         )
         text = json.dumps(record, ensure_ascii=False, indent=1)
+
+        import soundfile as sf  # only the writer needs it: readers and training run without it
 
         sf.write(self.partial / WAV_DIR / f"{clip_id}.wav", audio, int(sample_rate), subtype="PCM_16")
         np.save(self.partial / VERTICES_DIR / f"{clip_id}.npy", vertices.reshape(n, v * 3))

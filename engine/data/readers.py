@@ -29,6 +29,7 @@ import numpy as np
 from engine.arkit import ARKIT_NAMES
 from engine.data.layout import (
     DATASET_FILE,
+    MEL_DIR,
     META_DIR,
     PARTIAL_SUFFIX,
     SPLITS_FILE,
@@ -125,6 +126,7 @@ class Dataset:
                     f"({vertices.shape[0]}, {len(ARKIT_NAMES)}) to match the vertices"
                 )
         phones = meta.get("phones")
+        mel_path = self.root / MEL_DIR / f"{clip_id}.npy"
         return Clip(
             clip_id=clip_id,
             subject=subject,
@@ -141,6 +143,7 @@ class Dataset:
             emotion=meta.get("emotion", "neutral"),
             intensity=float(meta.get("intensity", 0.0)),
             meta=meta,
+            mel_path=mel_path if mel_path.is_file() else None,
         )
 
 
@@ -273,13 +276,15 @@ def _open_synthetic(root: Path) -> Dataset:
     for key in ("kind", "fps", "n_vertices"):
         if key not in info:
             raise DatasetError(f"{root / DATASET_FILE} lacks {key!r}; regenerate the dataset")
-    _require(root, [WAV_DIR, VERTICES_DIR, META_DIR, TEMPLATES_FILE], "synthetic")
+    unpacked = (root / MEL_DIR).is_dir()  # engine.data.pack: log-mels of the training clips, no audio
+    _require(root, [VERTICES_DIR, META_DIR, TEMPLATES_FILE] + ([] if unpacked else [WAV_DIR]), "synthetic")
     n_vertices = int(info["n_vertices"])
     ids = sorted(p.stem for p in (root / META_DIR).glob("*.json"))
     if not ids:
         raise DatasetError(f"{root / META_DIR} holds no clips")
     missing = [i for i in ids if not (root / VERTICES_DIR / f"{i}.npy").is_file()]
-    missing += [i for i in ids if not (root / WAV_DIR / f"{i}.wav").is_file()]
+    if not unpacked:
+        missing += [i for i in ids if not (root / WAV_DIR / f"{i}.wav").is_file()]
     if missing:
         raise DatasetError(f"{root}: clips {sorted(set(missing))[:5]} lack their wav or vertices; regenerate")
     splits = _read_splits(root, ids)

@@ -30,6 +30,7 @@ class Clip:
     emotion: str = "neutral"
     intensity: float = 0.0
     meta: dict = field(default_factory=dict)
+    mel_path: Path | None = None  # precomputed log-mels standing in for the audio (a packed corpus)
 
     @property
     def offsets(self) -> np.ndarray:

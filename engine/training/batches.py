@@ -39,6 +39,22 @@ def compute_mel(audio_path: Path) -> np.ndarray:
     return mel
 
 
+def _carried_mel(clip: Clip) -> np.ndarray:
+    """The log-mels an unpacked corpus carries instead of its audio (engine.data.pack)."""
+    assert clip.mel_path is not None
+    try:
+        mel = np.load(clip.mel_path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"clip {clip.clip_id}: cannot read {clip.mel_path}: {exc}; unpack the corpus again"
+        ) from exc
+    if mel.ndim != 2 or mel.shape[1] != N_MELS or mel.dtype != np.float32:
+        raise ValueError(
+            f"clip {clip.clip_id}: {clip.mel_path} holds {mel.dtype} {mel.shape}, expected float32 [Tm, {N_MELS}]"
+        )
+    return mel
+
+
 class MelCache:
     """Log-mels by clip, stored as `<cache_dir>/<clip_id>-<key>.npy` and memory-mapped on use.
 
@@ -71,6 +87,8 @@ class MelCache:
         """[Tm, 80] float32 (a read-only memory map when cached on disk)."""
         if clip.clip_id in self._memory:
             return self._memory[clip.clip_id]
+        if clip.mel_path is not None:
+            return _carried_mel(clip)
         if not Path(clip.audio_path).is_file():
             raise FileNotFoundError(f"clip {clip.clip_id}: audio {clip.audio_path} is missing")
         if self.cache_dir is None:

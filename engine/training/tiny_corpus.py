@@ -112,6 +112,7 @@ def write_tiny_corpus(
                     "emotion": emotion,
                     "intensity": intensity,
                     "style": styles[voice].to_dict(),
+                    "motion_seed": i,
                 },
             )
             if i == n_clips - 1:
