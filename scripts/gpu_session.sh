@@ -8,7 +8,8 @@
 #   here:   bash scripts/gpu_session.sh --restore DIR_WITH_THE_RETURNED_FILES runs/gpu
 #
 # Every run uses configs/voices_fold_flite.json; the folds and ablations change one or two fields
-# (engine.train --set). Test it on CPU first: DEVICE=cpu MINUTES=0.2 RUNS="fold-flite no-dual-task".
+# (engine.train --set); NAME-seedN repeats a run at another seed. Test it on CPU first:
+# DEVICE=cpu MINUTES=0.2 RUNS="fold-flite no-dual-task-seed1".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=${PY:-python3}
@@ -34,16 +35,20 @@ export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$WORK/logs"
 started=$(date +%s)
 
-overrides() {  # the config fields a run changes
-  case $1 in
-    fold-flite) echo "" ;;
-    fold-flite-seed1) echo "--seed 1" ;;
-    fold-espeak) echo "--set train_split=train-without-espeak --set val_split=val-without-espeak" ;;
-    fold-festival) echo "--set train_split=train-without-festival --set val_split=val-without-festival" ;;
-    no-dual-task) echo "--set dual_task=false" ;;
-    no-consistency) echo "--set consistency=false" ;;
-    no-mesh-attention) echo "--set mesh_attention=false" ;;
-    teacher-forcing-only) echo "--set teacher_forcing_only=true" ;;
+overrides() {  # the config fields a run changes; NAME-seedN runs NAME with seed N
+  local name=$1 seed=""
+  if [[ $name =~ ^(.+)-seed([0-9]+)$ ]]; then
+    name=${BASH_REMATCH[1]}
+    seed="--seed ${BASH_REMATCH[2]}"
+  fi
+  case $name in
+    fold-flite) echo "$seed" ;;
+    fold-espeak) echo "--set train_split=train-without-espeak --set val_split=val-without-espeak $seed" ;;
+    fold-festival) echo "--set train_split=train-without-festival --set val_split=val-without-festival $seed" ;;
+    no-dual-task) echo "--set dual_task=false $seed" ;;
+    no-consistency) echo "--set consistency=false $seed" ;;
+    no-mesh-attention) echo "--set mesh_attention=false $seed" ;;
+    teacher-forcing-only) echo "--set teacher_forcing_only=true $seed" ;;
     *) echo "unknown run $1" >&2; return 1 ;;
   esac
 }
