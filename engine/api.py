@@ -99,7 +99,7 @@ class Engine:
     threads: CPU threads for torch (None = torch's default; numpy uses its BLAS's own setting).
     precision: "auto" (float32 on every device), "float32", or "float16" (CUDA only, opt-in: on an
     H200 it was slower than float32 and a 60 s take drifted up to 4 mm from it, although a 3 s probe
-    clip agreed within 2 %; docs/numpy-runtime.md).
+    clip agreed within 2 %; docs/model.md).
     closure_detector: the lip-closure detector's weights file (None = the shipped one,
     engine/assets/closure_detector.npz), or "off" to keep the model's own lips (evaluation: what the
     closure step adds; see engine.closure).

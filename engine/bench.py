@@ -404,11 +404,11 @@ def gpu_row(args: argparse.Namespace) -> dict:
     """fp32, fp16 and a batch of 64 clips on CUDA; 'unmeasured' without a CUDA device."""
     if not str(args.device).startswith("cuda"):
         return {"status": "unmeasured (no CUDA device in this run; pass --device cuda on a GPU machine)"}
+    import torch
+
     from engine.api import Engine
 
     audio = speech_audio(60, seed=60)
-    import torch
-
     row: dict = {
         "device": args.device,
         "name": torch.cuda.get_device_name(args.device),
