@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -89,6 +90,14 @@ def test_unpack_refuses_bad_inputs_and_leaves_nothing_behind(corpus, unpacked, t
         pack_corpus(corpus, tmp_path / "p.tar.xz", step=0.5)
     with pytest.raises(PackError, match="unknown split"):
         pack_corpus(corpus, tmp_path / "p.tar.xz", splits=["nope"])
+    old_corpus = tmp_path / "old"  # a corpus written before clips recorded their motion seed
+    shutil.copytree(corpus, old_corpus)
+    meta_file = next((old_corpus / "meta").glob("*.json"))
+    meta = json.loads(meta_file.read_text())
+    del meta["motion_seed"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(PackError, match="motion_seed"):
+        pack_corpus(old_corpus, tmp_path / "p.tar.xz")
     assert not list(tmp_path.glob("p.tar.xz*"))
 
 
