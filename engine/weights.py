@@ -124,9 +124,6 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     or $DUALFACE_WEIGHTS)."""
     from safetensors import safe_open
 
-    from engine.model.config import ModelConfig
-    from engine.model.dualface import DualFace
-
     path = _existing(path)
     sidecar = _read_sidecar(path)
     size = path.stat().st_size
@@ -143,14 +140,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     metadata = _read_metadata(path)
     if metadata.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a DualFace checkpoint (format {metadata.get('format')!r})")
-    config = _parse_json(metadata, "config", path)
-    if isinstance(config, dict) and LOW_RANK_KEY not in config:
-        config[LOW_RANK_KEY] = DENSE_ONLY_BUDGET  # written before factorised layers: all dense
-    try:
-        cfg = ModelConfig.from_dict(config)
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{path} holds a config this version cannot build: {err}") from None
-
+    cfg = stored_model_config(_parse_json(metadata, "config", path), path)
     stored_shapes = _header_shapes(path)
     _check_shapes(path, _expected_shapes(path, cfg), stored_shapes)
     try:
@@ -165,13 +155,32 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
             f"tensor data of {path} does not match its recorded sha256: the file is corrupt; download or "
             "copy it again"
         )
+    return model_from_tensors(cfg, tensors, path).to(device).eval()
+
+
+def stored_model_config(config: Any, path: str | Path):
+    """The ModelConfig a checkpoint's stored config describes (older files: dense vertex layers)."""
+    from engine.model.config import ModelConfig
+
+    if isinstance(config, dict) and LOW_RANK_KEY not in config:
+        config[LOW_RANK_KEY] = DENSE_ONLY_BUDGET  # written before factorised layers: all dense
+    try:
+        return ModelConfig.from_dict(config)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path} holds a config this version cannot build: {err}") from None
+
+
+def model_from_tensors(cfg, tensors: dict[str, torch.Tensor], path: str | Path):
+    """A DualFace of `cfg` holding `tensors` (its Mesh Attention patches come from the tensors too)."""
+    from engine.model.dualface import DualFace
+
     labels = tensors.get(PATCH_LABELS_KEY)
     try:
         model = DualFace(cfg, patch_labels=labels.numpy().astype(np.int64) if labels is not None else None)
     except ValueError as err:
         raise CheckpointError(f"{path}: the stored config and tensors disagree: {err}") from None
     model.load_state_dict(tensors)
-    return model.to(device).eval()
+    return model
 
 
 def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:

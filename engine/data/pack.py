@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.audio.features import N_MELS
 from engine.data.layout import (
     ARKIT_DIR,
     DATASET_FILE,
@@ -164,7 +165,7 @@ def unpack_corpus(pack: str | Path, out: str | Path, workers: int = 1) -> dict:
         raise PackError(f"{pack} has format {info.get('format')!r}, expected {PACK_FORMAT!r}")
     frames: dict[str, int] = info["mel_frames"]
     codes = np.frombuffer(raw, dtype="<u2")
-    if codes.size != 80 * sum(frames.values()):
+    if codes.size != N_MELS * sum(frames.values()):
         raise PackError(
             f"{pack}: {codes.size} mel values for {sum(frames.values())} frames; the pack is damaged"
         )
@@ -179,7 +180,7 @@ def unpack_corpus(pack: str | Path, out: str | Path, workers: int = 1) -> dict:
         for clip_id, meta in metas.items():
             text = json.dumps(meta, ensure_ascii=False, indent=1)
             (partial / META_DIR / f"{clip_id}.json").write_text(text, encoding="utf-8")
-        mels = codes.reshape(-1, 80)
+        mels = codes.reshape(-1, N_MELS)
         start = 0
         for clip_id, n in frames.items():
             mel = mels[start : start + n].astype(np.float32) * np.float32(info["step"])

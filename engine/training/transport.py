@@ -18,7 +18,13 @@ from pathlib import Path
 
 import torch
 
-from engine.weights import CheckpointError, load_checkpoint, save_checkpoint
+from engine.weights import (
+    CheckpointError,
+    load_checkpoint,
+    model_from_tensors,
+    save_checkpoint,
+    stored_model_config,
+)
 
 HALF_FORMAT = "dualface-half-copy-1"
 
@@ -51,10 +57,6 @@ def restore(half: str | Path, out: str | Path) -> Path:
     """An ordinary float32 checkpoint (with its side-car) from a half-precision copy."""
     from safetensors import safe_open
 
-    from engine.model.config import ModelConfig
-    from engine.model.dualface import DualFace
-    from engine.weights import PATCH_LABELS_KEY
-
     half = Path(half)
     try:
         with safe_open(str(half), framework="pt") as f:
@@ -64,10 +66,10 @@ def restore(half: str | Path, out: str | Path) -> Path:
         raise CheckpointError(f"cannot read {half}: {err}") from None
     if metadata.get("format") != HALF_FORMAT:
         raise CheckpointError(f"{half} is not a half-precision copy (format {metadata.get('format')!r})")
-    cfg = ModelConfig.from_dict(json.loads(metadata["config"]))
-    labels = tensors.get(PATCH_LABELS_KEY)
-    model = DualFace(cfg, patch_labels=labels.numpy().astype("int64") if labels is not None else None)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    cfg = stored_model_config(json.loads(metadata["config"]), half)
+    model = model_from_tensors(
+        cfg, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, half
+    )
     extra = json.loads(metadata.get("extra", "{}"))
     extra["transport"] = "float16 copy restored to float32 (engine.training.transport)"
     return save_checkpoint(model, out, extra_meta=extra)
