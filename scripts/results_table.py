@@ -69,22 +69,25 @@ def voice_summary(reports: list[tuple[str, dict]]) -> str:
 
 
 def detector_table(report: dict) -> str:
-    """A `python -m engine.closure.measure` report: recall and spurious closures per detector."""
-    from engine.closure.frames import THRESHOLD
-
+    """A `python -m engine.closure.measure` report: recall and spurious closures per detector, at
+    the detector's own threshold and at 0.5."""
     lines = [
-        f"| detector | trained on | changes | input | tested on | p/b/m found ({THRESHOLD}) "
-        f"| spurious per p/b/m ({THRESHOLD}) | found (0.5) | spurious (0.5) |",
-        "|" + "---|" * 9,
+        "| detector | trained on | changes | input | tested on | threshold | p/b/m found "
+        "| spurious per p/b/m | found (0.5) | spurious (0.5) |",
+        "|" + "---|" * 10,
     ]
     for run in report["runs"]:
         trained = run["trained"]
-        at, low = run["by_threshold"][str(THRESHOLD)], run["by_threshold"]["0.5"]
+        members = trained.get("members", [trained])
+        steps = " + ".join(f"{m.get('steps', 0):,}" for m in members)
+        threshold = run.get("threshold", 0.4)
+        at, low = run["by_threshold"][str(threshold)], run["by_threshold"]["0.5"]
         lines.append(
-            f"| {run['name']} | {trained.get('view', '?')}, {trained.get('steps', 0):,} steps "
-            f"| {'yes' if trained.get('changes', True) else 'no'} | {trained.get('input', 'normalised')} "
-            f"| {run['view']} ({at['bilabials']} p/b/m) | {100 * at['recall']:.1f} % "
-            f"| {at['spurious_per_bilabial']:.2f} | {100 * low['recall']:.1f} % | {low['spurious_per_bilabial']:.2f} |"
+            f"| {run['name']} | {members[0].get('view', '?')}, {steps} steps "
+            f"| {'yes' if all(m.get('changes', True) for m in members) else 'no'} "
+            f"| {trained.get('input', 'normalised')} | {run['view']} ({at['bilabials']} p/b/m) | {threshold} "
+            f"| {100 * at['recall']:.1f} % | {at['spurious_per_bilabial']:.2f} "
+            f"| {100 * low['recall']:.1f} % | {low['spurious_per_bilabial']:.2f} |"
         )
     return "\n".join(lines) + f"\n\n- `{shlex.join(report['command'])}`"
 

@@ -50,7 +50,7 @@ def recording_closure_weights(
     (level-normalised as the model hears it), by `detector` (an engine.closure.detector
     ClosureDetector; None: no closure step, all zeros). The detector runs over 120 s pieces with
     CONTEXT_FRAMES of margin, so an hour-long take needs little memory and gets the numbers of the
-    whole."""
+    whole. Frames close where the probability reaches the detector's own threshold."""
     from engine.api import log_mel_piece
     from engine.audio.features import n_mel_frames
     from engine.closure.detector import CONTEXT_FRAMES
@@ -64,7 +64,7 @@ def recording_closure_weights(
         a, b = max(0, first - CONTEXT_FRAMES), min(total, last + CONTEXT_FRAMES)
         piece = detector.probabilities(log_mel_piece(read, n_samples, a, b))
         probabilities[first:last] = piece[first - a : last - a]
-    return closure_weights(frame_probabilities(probabilities, fps, n_frames), fps)
+    return closure_weights(frame_probabilities(probabilities, fps, n_frames), fps, detector.threshold)
 
 
 @lru_cache(maxsize=1)

@@ -6,8 +6,9 @@ import numpy as np
 
 from engine.audio.features import FRAME_RATE
 
-THRESHOLD = 0.4  # a frame whose closure probability reaches this closes the lips (chosen on the Flite
-# fold, docs/voices.md: 0.5 finds fewer p/b/m on an unseen engine, 0.3 adds more spurious closures)
+THRESHOLD = 0.4  # where one network's closure probability closes the lips (chosen on the Flite fold,
+# docs/voices.md); an ensemble file carries its own (engine.closure.ensemble), since averaging
+# several networks lowers the peaks
 
 
 def frame_probabilities(probabilities: np.ndarray, fps: float, n_frames: int) -> np.ndarray:

@@ -9,20 +9,70 @@ from __future__ import annotations
 import numpy as np
 
 from engine.audio.features import FRAME_RATE
-from engine.closure.frames import THRESHOLD, closure_runs, frame_probabilities
+from engine.closure.frames import closure_runs, frame_probabilities
 from engine.phonemes import BILABIALS
 
-THRESHOLDS = tuple(sorted({0.3, 0.4, 0.5, 0.6, 0.7, THRESHOLD}))
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # reported beside each detector's own threshold
+GRID = tuple(round(0.01 * i, 2) for i in range(5, 96))  # thresholds a budget chooses among
 
 
 def measure_detector(detector, data: str, view: str, max_clips: int = 200, fps: float = 30.0) -> dict:
+    """Recall and spurious closures of `detector` on the first `max_clips` clips of `view`, at its own
+    threshold and at THRESHOLDS."""
+    heard = hear_view(detector, data, view, max_clips, fps)
+    thresholds = sorted({*THRESHOLDS, detector.threshold})
+    return {
+        "view": view,
+        "clips": heard.clips,
+        "threshold": detector.threshold,
+        "by_threshold": {str(t): heard.counts(t) for t in thresholds},
+    }
+
+
+class HeardView:
+    """Per clip of a view: the detector's probability at each motion frame and the frames of each
+    p/b/m (the phone +- 1 frame); counted at any threshold without running the detector again."""
+
+    def __init__(self, clips: int) -> None:
+        self.clips = clips
+        self.takes: list[tuple[np.ndarray, list[np.ndarray]]] = []
+
+    def counts(self, threshold: float) -> dict:
+        found = bilabials = spurious = 0
+        for frame_p, windows in self.takes:
+            near = np.zeros(len(frame_p), bool)
+            for w in windows:
+                near[w] = True
+            found += sum(int(frame_p[w].max() >= threshold) for w in windows)
+            bilabials += len(windows)
+            spurious += sum(int(not near[a : b + 1].any()) for a, b in closure_runs(frame_p, threshold))
+        return {
+            "recall": found / max(bilabials, 1),
+            "spurious_per_bilabial": spurious / max(bilabials, 1),
+            "bilabials": bilabials,
+        }
+
+    def lowest_threshold_within(self, spurious_per_bilabial: float) -> float:
+        """The lowest GRID threshold whose spurious closures per p/b/m do not exceed the budget
+        (the most p/b/m found for that many confusions)."""
+        for t in GRID:
+            if self.counts(t)["spurious_per_bilabial"] <= spurious_per_bilabial:
+                return t
+        raise ValueError(
+            f"no threshold up to {GRID[-1]} keeps spurious closures within {spurious_per_bilabial}"
+        )
+
+
+def hear_view(detector, data: str, view: str, max_clips: int = 200, fps: float = 30.0) -> HeardView:
     from engine.closure.train import clip_mel
     from engine.data.readers import open_dataset
     from engine.metrics import _frames_with_margin
     from engine.voice_eval import view_clips
 
-    counts = {t: [0, 0, 0] for t in THRESHOLDS}  # found, bilabials, spurious runs
     clips = [c for c in view_clips(open_dataset(data), view) if c.phones][:max_clips]
+    if not clips:
+        raise ValueError(f"view {view!r} of {data} has no clips with phone times")
+    heard = HeardView(len(clips))
     for clip in clips:
         mel = clip_mel(clip)
         n_frames = int(len(mel) * fps / FRAME_RATE)
@@ -30,25 +80,8 @@ def measure_detector(detector, data: str, view: str, max_clips: int = 200, fps: 
         windows = [
             _frames_with_margin(p.start, p.end, fps, n_frames, 1) for p in clip.phones if p.phone in BILABIALS
         ]
-        near = np.zeros(n_frames, bool)
-        for w in windows:
-            near[w] = True
-        for t in THRESHOLDS:
-            counts[t][0] += sum(int(frame_p[w].max() >= t) for w in windows)
-            counts[t][1] += len(windows)
-            counts[t][2] += sum(int(not near[a : b + 1].any()) for a, b in closure_runs(frame_p, t))
-    return {
-        "view": view,
-        "clips": len(clips),
-        "by_threshold": {
-            str(t): {
-                "recall": c[0] / max(c[1], 1),
-                "spurious_per_bilabial": c[2] / max(c[1], 1),
-                "bilabials": c[1],
-            }
-            for t, c in counts.items()
-        },
-    }
+        heard.takes.append((frame_p, windows))
+    return heard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             entry.update(measure_detector(detector, args.data, view, args.max_clips))
             report["runs"].append(entry)
-            best = entry["by_threshold"][str(THRESHOLD)]
+            best = entry["by_threshold"][str(detector.threshold)]
             print(
-                f"{name}: {view}: recall {best['recall']:.3f}, spurious per p/b/m {best['spurious_per_bilabial']:.3f}"
+                f"{name}: {view}: at {detector.threshold}: recall {best['recall']:.3f}, "
+                f"spurious per p/b/m {best['spurious_per_bilabial']:.3f}"
             )
     except (ValueError, KeyError, ClosureDetectorError) as error:
         print(f"error: {error}", file=sys.stderr)

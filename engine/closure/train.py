@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.audio.features import FRAME_RATE
-from engine.closure.features import detector_input
+from engine.closure.features import INPUT_KINDS, detector_input
 from engine.phonemes import BILABIALS, PHONES
 
 CROP_FRAMES = 400  # 4 s of log-mel per example
@@ -71,13 +71,13 @@ def load_examples(data: list[str], view: str) -> list[Example]:
 
 
 def augment(
-    example: Example, rng: np.random.Generator, changes: bool = True, normalise: bool = True
+    example: Example, rng: np.random.Generator, changes: bool = True, input_kind: str = "normalised"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(detector input, labels) of one randomly changed example (as it is, with `changes=False`),
     cropped to CROP_FRAMES."""
     mel, labels = example.mel, example.labels
     if not changes:
-        return _crop(detector_input(mel, normalise), labels, rng)
+        return _crop(detector_input(mel, input_kind), labels, rng)
     n_bands = mel.shape[1]
     warp = rng.uniform(0.88, 1.12)  # band b takes the level of band b * warp
     mel = np.stack([np.interp(np.arange(n_bands) * warp, np.arange(n_bands), row) for row in mel])
@@ -91,7 +91,7 @@ def augment(
         width = int(rng.integers(1, 9))
         start = int(rng.integers(0, n_bands - width + 1))
         mel[:, start : start + width] = mel[:, start : start + width].mean()
-    return _crop(detector_input(mel, normalise), labels, rng)
+    return _crop(detector_input(mel, input_kind), labels, rng)
 
 
 def _crop(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +106,7 @@ def train(
     minutes: float,
     seed: int,
     changes: bool = True,
-    normalise: bool = True,
+    input_kind: str = "normalised",
     channels: int = 64,
     log=print,
     max_steps: int | None = None,
@@ -125,7 +125,8 @@ def train(
     step, running = 0, []
     while time.monotonic() < deadline and (max_steps is None or step < max_steps):
         batch = [
-            augment(examples[int(rng.integers(len(examples)))], rng, changes, normalise) for _ in range(BATCH)
+            augment(examples[int(rng.integers(len(examples)))], rng, changes, input_kind)
+            for _ in range(BATCH)
         ]
         length = max(len(x) for x, _ in batch)
         inputs = np.zeros((BATCH, length, batch[0][0].shape[1]), np.float32)
@@ -169,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--channels", type=int, default=64, help="convolution width")
     parser.add_argument("--no-changes", action="store_true", help="ablation: train on the clips as they are")
-    parser.add_argument("--raw-input", action="store_true", help="ablation: no speaker/channel normalisation")
+    parser.add_argument(
+        "--input",
+        choices=INPUT_KINDS,
+        default="normalised",
+        help="what the detector hears (engine.closure.features); raw: the ablation without normalisation",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -185,26 +191,25 @@ def main(argv: list[str] | None = None) -> int:
         args.minutes,
         args.seed,
         not args.no_changes,
-        not args.raw_input,
+        args.input,
         args.channels,
         lambda m: print(m, flush=True),
         args.max_steps,
     )
-    input_kind = "raw" if args.raw_input else "normalised"
-    detector = ClosureDetector(network.numpy_weights(), {"input": input_kind})
+    detector = ClosureDetector(network.numpy_weights(), {"input": args.input})
     report = measure_detector(detector, args.data[0], args.test)
     print(json.dumps(report, indent=1), flush=True)
-    info = {
-        "data": [str(folder) for folder in args.data],
-        "view": args.view,
-        "seed": args.seed,
-        "minutes": args.minutes,
-        "steps": steps,
-        "changes": not args.no_changes,
-        "input": input_kind,
-        "test": report,
-    }
-    save_detector(detector.weights, info, args.out)
+    detector.info.update(
+        data=[str(folder) for folder in args.data],
+        view=args.view,
+        seed=args.seed,
+        minutes=args.minutes,
+        steps=steps,
+        channels=args.channels,
+        changes=not args.no_changes,
+        test=report,
+    )
+    save_detector(detector, args.out)
     print(f"wrote {args.out}")
     return 0
 
