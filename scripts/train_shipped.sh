@@ -63,8 +63,9 @@ if [ ! -f "$OUT/closure_detector.npz" ]; then
   mkdir -p "$OUT/closure"
   echo "[recipe] closure detector: six networks, 90 min on each of 2 cores"
   trio train-without-flite unseen-flite "$OUT/closure/fold_flite" > "$OUT/closure/fold_flite.log" 2>&1 &
+  fold=$!
   trio train test_voices "$OUT/closure/shipped" > "$OUT/closure/shipped.log" 2>&1
-  wait
+  wait "$fold" || { echo "[recipe] the Flite-fold networks failed: $OUT/closure/fold_flite.log"; exit 1; }
   $py -m engine.closure.ensemble --member "$OUT/closure/fold_flite.npz" --member "$OUT/closure/fold_flite_17h.npz" \
     --member "$OUT/closure/fold_flite_c96.npz" --choose-on "$DATA@unseen-flite" \
     --no-more-spurious-than "$OUT/closure/fold_flite.npz" --out "$OUT/closure/fold_flite_ensemble.npz"

@@ -10,6 +10,8 @@ is against that neighbourhood: a stop closure is a dip, whatever the recording's
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 NORM_HALF_WINDOW = 150  # log-mel frames (10 ms) each side: 1.5 s, several syllables of any voice
@@ -47,6 +49,7 @@ def detector_input(mel: np.ndarray, kind: str = "normalised") -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([bands, relative], axis=1), dtype=np.float32)
 
 
+@lru_cache(maxsize=2)
 def _envelope_matrix(n_bands: int) -> np.ndarray:
     """[n, n] that keeps the first ENVELOPE_COEFFICIENTS of an orthonormal DCT-II along the bands."""
     k = np.arange(n_bands)[:, None]
