@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--max-minutes", type=float, help="time budget; the schedules follow the budget")
     parser.add_argument(
+        "--max-steps",
+        type=int,
+        help="budget in optimizer steps instead (repeats another machine's run step for step)",
+    )
+    parser.add_argument(
         "--stop-after", type=int, help="end this session after N epochs (continue with --resume)"
     )
     parser.add_argument(
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_after=args.stop_after,
             progress=not args.no_progress,
             init=args.init,
+            max_steps=args.max_steps,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

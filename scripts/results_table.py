@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -68,6 +69,44 @@ def voice_summary(reports: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+SEED_IN_NAME = re.compile(r",? seed \d+|-seed\d+")
+
+
+def seed_table(reports: list[tuple[str, dict]]) -> str:
+    """Unseen-engine reports pooled, runs grouped by name without its seed (`full` and `full, seed 1`
+    are one group) and view: each group's seeds, then mean and range of contact (vertex, ARKit), the
+    lowest rest and the mean LVE, so a difference between variants can be read against the spread
+    between seeds of one variant."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for _, report in reports:
+        for run in report["runs"]:
+            key = (SEED_IN_NAME.sub("", run["name"]).strip(" ,"), run["view"])
+            groups.setdefault(key, []).append(run["default"])
+    lines = [
+        "| run | view | seeds | contact vertex: mean (range) | contact ARKit: mean (range) "
+        "| rest, lowest | LVE mm²: mean (range) |",
+        "|" + "---|" * 7,
+    ]
+
+    def summary(values: list[float], percent: bool) -> str:
+        scale, unit = (100.0, " %") if percent else (1.0, "")
+        mean, low, high = (scale * f(values) for f in (lambda v: sum(v) / len(v), min, max))
+        if len(values) == 1:
+            return f"{mean:.1f}{unit}" if percent else f"{mean:.2f}"
+        return f"{mean:.1f}{unit} ({low:.1f}-{high:.1f})" if percent else f"{mean:.2f} ({low:.2f}-{high:.2f})"
+
+    for (name, view), results in groups.items():
+        vertex = [r["vertex"] for r in results]
+        arkit = [r["arkit"] for r in results]
+        rest = min(min(v["rest"] for v in vertex), min(a["rest"] for a in arkit))
+        lines.append(
+            f"| {name} | {view} | {len(results)} | {summary([v['contact'] for v in vertex], True)} "
+            f"| {summary([a['contact'] for a in arkit], True)} | {100 * rest:.1f} % "
+            f"| {summary([v['lve_mm2'] for v in vertex], False)} |"
+        )
+    return "\n".join(lines)
+
+
 def detector_table(report: dict) -> str:
     """A `python -m engine.closure.measure` report: recall and spurious closures per detector, at
     the detector's own threshold and at 0.5."""
@@ -98,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", action="append", help="split(s) to print (default: every split)")
     parser.add_argument("--by-language", action="store_true")
     parser.add_argument("--summary", action="store_true", help="unseen-engine reports: the README's table")
+    parser.add_argument(
+        "--seeds", action="store_true", help="unseen-engine reports: runs pooled over seeds, mean and range"
+    )
     args = parser.parse_args(argv)
     reports = []
     for item in args.reports:
@@ -115,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     if all(report.get("command", [""])[2:3] == ["engine.closure.measure"] for _, report in reports):
         for label, report in reports:
             print(f"**{label}**\n\n{detector_table(report)}\n")
+        return 0
+    if all("runs" in report for _, report in reports) and args.seeds:
+        print(seed_table(reports))
         return 0
     if all("runs" in report for _, report in reports) and args.summary:
         print(voice_summary(reports))

@@ -235,6 +235,25 @@ def test_budget_mode_stops_on_time(tiny_data, tmp_path):
     assert records[0]["max_minutes"] == 0.002
 
 
+def test_step_budget_repeats_the_curves_step_for_step(tiny_data, tmp_path):
+    """--max-steps: the run stops at exactly that step, its schedules span those steps (the decoder
+    ends free-running), a resumed run with nothing left does nothing, and two budgets are refused."""
+    out = tmp_path / "steps"
+    result = _run(tiny_data, out, max_steps=5)
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert records[0]["max_steps"] == 5
+    assert result["epochs"][-1]["step"] == 5 and result["epochs"][-1]["budget_used"] == 1.0
+    steps = [r for r in records if r["kind"] == "step"]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]
+    assert steps[0]["tf_prob"] == 1.0 and steps[-1]["tf_prob"] < 0.5  # the curve spans 5 steps
+    assert _run(tiny_data, out, resume=True, max_steps=5)["epochs"] == []
+    with pytest.raises(ValueError, match="max-steps"):
+        _run(tiny_data, tmp_path / "zero", max_steps=0)
+    with pytest.raises(ValueError, match="two budgets"):
+        _run(tiny_data, tmp_path / "both", max_steps=5, max_minutes=1.0)
+    assert not (tmp_path / "zero").exists() and not (tmp_path / "both").exists()
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
     out = tmp_path / "ddp"

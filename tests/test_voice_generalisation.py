@@ -236,3 +236,39 @@ def test_unseen_engine_protocol_reports_model_and_controls(tmp_path):
     table = format_report(report)
     assert "| shipped | train | 3 | ground truth | 100.0 %" in table
     assert eval_main(["--protocol", "unseen-engine", "--data", str(data), "--run", "no-weights-given"]) == 2
+
+
+def test_seed_table_pools_runs_by_name_without_the_seed():
+    """The model card's seed table: `x`, `x, seed 1` and `x-seed2` are one variant per view; mean and
+    range come from the runs, rest is the lowest of both outputs, other views stay apart."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "results_table.py"
+    spec = importlib.util.spec_from_file_location("results_table", path)
+    assert spec is not None and spec.loader is not None
+    results_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_table)
+
+    def run(name: str, view: str, contact: float, rest: float, lve: float) -> dict:
+        outputs = {
+            "vertex": {"contact": contact, "rest": rest, "lve_mm2": lve},
+            "arkit": {"contact": contact - 0.01, "rest": rest - 0.002, "lve_mm2": lve},
+        }
+        return {"name": name, "view": view, "default": outputs}
+
+    gpu = {
+        "runs": [run("full", "unseen-flite", 0.95, 1.0, 14.0), run("full", "unseen-espeak", 0.90, 1.0, 9.0)]
+    }
+    cpu = {
+        "runs": [
+            run("full, seed 1", "unseen-flite", 0.91, 0.99, 16.0),
+            run("full-seed2", "unseen-flite", 0.90, 1.0, 15.0),
+        ]
+    }
+    rows = results_table.seed_table([("gpu", gpu), ("cpu", cpu)]).splitlines()[2:]
+    assert len(rows) == 2
+    assert rows[0] == (
+        "| full | unseen-flite | 3 | 92.0 % (90.0-95.0) | 91.0 % (89.0-94.0) | 98.8 % | 15.00 (14.00-16.00) |"
+    )
+    assert rows[1] == "| full | unseen-espeak | 1 | 90.0 % | 89.0 % | 99.8 % | 9.00 |"

@@ -1,8 +1,9 @@
 """The training loop: AdamW with warmup + cosine LR, the self-growing schedule, checkpoints, resume,
 and fine-tuning from a checkpoint (`init`).
 
-Progress is measured either in epochs (config `epochs`) or, with a time budget, in the share of the
-budget spent, so two runs given the same minutes follow the same LR and teacher-forcing curves.
+Progress is measured either in epochs (config `epochs`) or, with a budget, in the share of the
+budget spent: minutes, so two runs given the same minutes follow the same LR and teacher-forcing
+curves; or optimizer steps, so a run on slower hardware repeats a run's curves step for step.
 Only rank 0 writes; every rank takes rank 0's decision on when to stop.
 """
 
@@ -298,6 +299,7 @@ class RunOptions:
     progress: bool = True
     stop_after: int | None = None
     init: Path | None = None
+    max_steps: int | None = None
 
 
 @dataclass
@@ -322,6 +324,7 @@ class _Session:
     schedule: Any
     log: _JsonlLog
     budget_s: float | None
+    budget_steps: int | None
     steps_per_epoch: int
     total_steps: int
 
@@ -364,12 +367,14 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     init: str | Path | None = None,
+    max_steps: int | None = None,
 ) -> dict:
     """Train (or continue) one run; returns the per-epoch log records of this invocation.
 
     `stop_after` ends this session after that many epochs (continue later with resume=True); unlike
     a smaller `epochs` it leaves the LR and teacher-forcing curves of the full run unchanged.
     `init` fine-tunes a checkpoint: its weights and architecture, a fresh optimizer and schedules.
+    `max_minutes` or `max_steps` (not both) replaces the config's epochs with a budget.
     """
     data, out = Path(data), Path(out)
     if not data.is_dir():
@@ -378,6 +383,10 @@ def train(
         raise ValueError(f"--stop-after must be >= 1, got {stop_after}")
     if max_minutes is not None and max_minutes <= 0:
         raise ValueError(f"--max-minutes must be > 0, got {max_minutes}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"--max-steps must be >= 1, got {max_steps}")
+    if max_steps is not None and max_minutes is not None:
+        raise ValueError("--max-minutes and --max-steps are two budgets; give one")
     if init is not None:
         if resume:
             raise ValueError(
@@ -392,7 +401,7 @@ def train(
         torch.set_num_threads(threads)
     _check_out_dir(out, config, resume)
     options = RunOptions(
-        resume, seed, max_minutes, progress, stop_after, None if init is None else Path(init)
+        resume, seed, max_minutes, progress, stop_after, None if init is None else Path(init), max_steps
     )
     ctx = init_distributed(device)
     try:
@@ -453,13 +462,14 @@ def _setup(
     budget_s = options.max_minutes * 60.0 if options.max_minutes is not None else None
     steps_per_epoch = len(sampler)
     # In budget mode the schedule's unit is the whole budget (N = 1), see schedule.py.
+    in_budget = budget_s is not None or options.max_steps is not None
     schedule = decoder_input_schedule(
-        config.decoder_schedule, config.tf_theta_fraction, 1.0 if budget_s else float(config.epochs)
+        config.decoder_schedule, config.tf_theta_fraction, 1.0 if in_budget else float(config.epochs)
     )
     session = _Session(
         data, config, out, ctx, options, model, net, optimizer, autocast, scaler, provenance,
         train_set, sampler, loader, val_loader, schedule, _JsonlLog(out / LOG_FILE, ctx.is_main),
-        budget_s, steps_per_epoch, max(1, steps_per_epoch * config.epochs),
+        budget_s, options.max_steps, steps_per_epoch, max(1, steps_per_epoch * config.epochs),
     )  # fmt: skip
     _log_session_start(session, counters, len(train_clips), len(val_clips))
     return session, counters
@@ -536,6 +546,7 @@ def _log_session_start(session: _Session, counters: _Counters, n_train: int, n_v
                 "n_val": n_val,
                 "parameters": sum(p.numel() for p in session.model.parameters()),
                 "max_minutes": options.max_minutes,
+                "max_steps": options.max_steps,
                 "init": session.provenance,
             }
         )
@@ -548,6 +559,7 @@ def _log_session_start(session: _Session, counters: _Counters, n_train: int, n_v
             "world_size": ctx.world_size,
             "device": str(ctx.device),
             "max_minutes": options.max_minutes,
+            "max_steps": options.max_steps,
         }
     )
 
@@ -558,11 +570,15 @@ def _log_session_start(session: _Session, counters: _Counters, n_train: int, n_v
 def _run_epochs(session: _Session, counters: _Counters) -> list[dict]:
     """Epochs until the run is done (epochs or budget) or this session's `stop_after` is reached."""
     config, budget_s, stop_after = session.config, session.budget_s, session.options.stop_after
+    budget_steps = session.budget_steps
+    by_epochs = budget_s is None and budget_steps is None
     counters.session_start = time.monotonic()
     history: list[dict] = []
     counters.epoch = counters.start_epoch
-    finished = (budget_s is not None and counters.elapsed_before >= budget_s) or (
-        budget_s is None and counters.epoch >= config.epochs
+    finished = (
+        (budget_s is not None and counters.elapsed_before >= budget_s)
+        or (budget_steps is not None and counters.step >= budget_steps)
+        or (by_epochs and counters.epoch >= config.epochs)
     )
     session.model.train()
     while not finished:
@@ -570,7 +586,7 @@ def _run_epochs(session: _Session, counters: _Counters) -> list[dict]:
         finished = epoch.out_of_time
         train_losses = mean_over_ranks(_mean(epoch.rows), session.ctx)
         counters.epoch += 1
-        if budget_s is None and counters.epoch >= config.epochs:
+        if by_epochs and counters.epoch >= config.epochs:
             finished = True
         if stop_after is not None and counters.epoch - counters.start_epoch >= stop_after:
             finished = True
@@ -592,6 +608,8 @@ def _run_epochs(session: _Session, counters: _Counters) -> list[dict]:
         }
         if budget_s is not None:
             record["budget_used"] = round(min(elapsed / budget_s, 1.0), 4)
+        elif budget_steps is not None:
+            record["budget_used"] = round(min(counters.step / budget_steps, 1.0), 4)
         history.append(record)
         if session.ctx.is_main:
             _save_checkpoints(session, counters, elapsed, train_losses, val_losses)
@@ -606,7 +624,7 @@ def _train_epoch(session: _Session, counters: _Counters) -> _Epoch:
     """One pass over the training batches: schedules, forward, backward, step, step logs."""
     from engine.model import dual_losses
 
-    config, ctx, budget_s = session.config, session.ctx, session.budget_s
+    config, ctx, budget_s, budget_steps = session.config, session.ctx, session.budget_s, session.budget_steps
     session.sampler.set_epoch(counters.epoch)
     session.train_set.set_epoch(counters.epoch)
     result = _Epoch(rows=[])
@@ -622,6 +640,8 @@ def _train_epoch(session: _Session, counters: _Counters) -> _Epoch:
         if budget_s is not None:
             (elapsed,) = broadcast_floats([elapsed], ctx)
             position = progress_share = elapsed / budget_s
+        elif budget_steps is not None:
+            position = progress_share = counters.step / budget_steps
         else:
             position = counters.epoch + i / max(session.steps_per_epoch, 1)
             progress_share = counters.step / session.total_steps
@@ -652,6 +672,9 @@ def _train_epoch(session: _Session, counters: _Counters) -> _Epoch:
             if stop:
                 result.out_of_time = True
                 break
+        if budget_steps is not None and counters.step >= budget_steps:
+            result.out_of_time = True  # every rank counts the same steps
+            break
     if bar is not None:
         bar.close()
     return result
