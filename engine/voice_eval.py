@@ -116,15 +116,9 @@ def evaluate_view(engine, clips: Sequence, oracle: bool = False) -> dict[str, di
 
     pools = {name: Pool() for name in ("vertex", "arkit", "ground_truth", "frozen")}
     by_language: dict[str, dict[str, Pool]] = {}
-    for clip in clips:
+    for clip, take in zip(clips, _takes(engine, clips, oracle)):
         template = np.asarray(clip.template, np.float32)
         gt = np.asarray(clip.vertices, np.float32) if oracle else neutral_reference(clip)
-        options: dict = {"fps": float(clip.fps), "captions": False}
-        if oracle:
-            options.update(
-                emotion=clip.emotion, intensity=float(clip.intensity) or 1.0, style=clip.meta.get("style")
-            )
-        take = engine.animate(str(clip.audio_path), **options)
         lip = _merge([p.phone for p in take.lip_phonemes])
         outputs = {
             "vertex": (template[None] + take.offsets, lip),
@@ -143,6 +137,23 @@ def evaluate_view(engine, clips: Sequence, oracle: bool = False) -> dict[str, di
         for lang, outputs_of in sorted(by_language.items())
     }
     return summary
+
+
+EVAL_BATCH = 16  # clips per decoder batch: short clips share every decoder step (same takes, ~5x faster)
+
+
+def _takes(engine, clips: Sequence, oracle: bool):
+    """Each clip's take as a user gets it (default conditioning unless `oracle`), decoded in batches."""
+    for start in range(0, len(clips), EVAL_BATCH):
+        requests = []
+        for clip in clips[start : start + EVAL_BATCH]:
+            request: dict = {"audio": str(clip.audio_path), "fps": float(clip.fps), "captions": False}
+            if oracle:
+                request.update(
+                    emotion=clip.emotion, intensity=float(clip.intensity) or 1.0, style=clip.meta.get("style")
+                )
+            requests.append(request)
+        yield from engine.animate_batch(requests)
 
 
 def neutral_reference(clip) -> np.ndarray:
