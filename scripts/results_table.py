@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"**{label}**\n\n{detector_table(report)}\n")
         return 0
     if all("runs" in report for _, report in reports) and args.seeds:
-        print(seed_table(reports))
+        print(seed_table(reports) + "\n")
+        for label, report in reports:
+            print(f"- {label}: `{' '.join(report['command'])}`")
         return 0
     if all("runs" in report for _, report in reports) and args.summary:
         print(voice_summary(reports))
