@@ -139,7 +139,7 @@ def evaluate_view(engine, clips: Sequence, oracle: bool = False) -> dict[str, di
     return summary
 
 
-EVAL_BATCH = 16  # clips per decoder batch: short clips share every decoder step (same takes, ~5x faster)
+EVAL_BATCH = 16  # clips per decoder batch: short clips share every decoder step (the same takes, sooner)
 
 
 def _takes(engine, clips: Sequence, oracle: bool):
